@@ -1,0 +1,76 @@
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::extract::{QueryPairs, path_id};
+use super::{ApiContext, ApiError};
+use crate::store::{Cursor, Delivery, DeliveryDetail, DeliveryFilter};
+
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 500;
+
+pub fn router() -> Router<ApiContext> {
+    Router::new()
+        .route("/deliveries", get(list))
+        .route("/deliveries/{id}", get(show))
+        .route("/deliveries/{id}/replay", post(replay))
+        .route("/deliveries/{id}/cancel", post(cancel))
+}
+
+fn parsed<T: std::str::FromStr>(v: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse::<T>().map_err(|e| e.to_string())
+}
+
+fn timestamp(v: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(v)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| "expected an RFC 3339 timestamp such as 2026-11-25T20:00:00Z".to_string())
+}
+
+async fn list(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<Value>, ApiError> {
+    q.only(&[
+        "state", "partner_id", "endpoint_id", "environment", "event_type", "proposal", "since",
+        "until", "limit", "cursor",
+    ])?;
+    let filter = DeliveryFilter {
+        state: q.get("state", parsed)?,
+        partner_id: q.get("partner_id", parsed)?,
+        endpoint_id: q.get("endpoint_id", parsed)?,
+        environment: q.get("environment", parsed)?,
+        event_type: q.get("event_type", parsed)?,
+        proposal: q.get("proposal", parsed)?,
+        since: q.get("since", timestamp)?,
+        until: q.get("until", timestamp)?,
+    };
+    let limit = q
+        .get("limit", |v| match v.parse::<u32>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(format!("must be a whole number from 1 to {MAX_LIMIT}")),
+        })?
+        .unwrap_or(DEFAULT_LIMIT);
+    let cursor = q.get("cursor", |v| Cursor::decode(v).map_err(|e| e.message))?;
+    let (items, next) = Delivery::list(&ctx.pool, &filter, limit, cursor).await?;
+    Ok(Json(json!({ "items": items, "next_cursor": next.map(|c| c.encode()) })))
+}
+
+async fn show(State(ctx): State<ApiContext>, Path(id): Path<String>) -> Result<Json<DeliveryDetail>, ApiError> {
+    Ok(Json(Delivery::get(&ctx.pool, path_id(&id, "delivery")?).await?))
+}
+
+async fn replay(
+    State(ctx): State<ApiContext>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<DeliveryDetail>), ApiError> {
+    let d = Delivery::replay(&ctx.pool, path_id(&id, "delivery")?).await?;
+    Ok((StatusCode::ACCEPTED, Json(d)))
+}
+
+async fn cancel(State(ctx): State<ApiContext>, Path(id): Path<String>) -> Result<Json<DeliveryDetail>, ApiError> {
+    Ok(Json(Delivery::cancel(&ctx.pool, path_id(&id, "delivery")?).await?))
+}

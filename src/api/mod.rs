@@ -1,0 +1,49 @@
+//! The HTTP API: one file per resource, one [`ApiContext`], one [`ApiError`].
+
+mod caller;
+mod deliveries;
+mod endpoints;
+mod error;
+mod extract;
+mod health;
+mod notifications;
+mod partners;
+
+use std::sync::Arc;
+
+use axum::Router;
+use sqlx::PgPool;
+
+use crate::config::Settings;
+use crate::crypto::SecretBox;
+pub use error::ApiError;
+
+/// Largest request body accepted (a batch of 1,000 notifications fits).
+const BODY_LIMIT: usize = 8 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct ApiContext {
+    pub pool: PgPool,
+    pub settings: Arc<Settings>,
+    pub secrets: SecretBox,
+    pub api_token: Arc<str>,
+}
+
+pub fn router(ctx: ApiContext) -> Router {
+    let v1 = Router::new()
+        .merge(partners::router())
+        .merge(endpoints::router())
+        .merge(notifications::router())
+        .merge(deliveries::router())
+        .route_layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            caller::require_token,
+        ));
+    Router::new()
+        .nest("/v1", v1)
+        .merge(health::router())
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(ctx)
+}

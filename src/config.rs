@@ -1,0 +1,241 @@
+//! Typed settings: the defaults of `config/default.toml` (compiled in), an optional extra
+//! file, then environment variables with the fixed names of the contract.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The defaults, the same text that ships as `config/default.toml`.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+#[derive(Clone, Deserialize)]
+pub struct Settings {
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub api_token: String,
+    pub secret_key: String,
+    pub retry_base_ms: u64,
+    pub retry_max_ms: u64,
+    pub max_attempts: u32,
+    pub allow_private_targets: bool,
+    pub worker_concurrency: usize,
+    pub lease_ms: u64,
+    pub endpoint_timeout_ms: u64,
+    pub claim_batch: usize,
+    pub poll_interval_ms: u64,
+    pub database_max_connections: u32,
+    pub shutdown_grace_s: u64,
+}
+
+// Secrets stay out of Debug output, so a settings dump in a log never leaks them.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("listen", &self.listen)
+            .field("api_token", &"<redacted>")
+            .field("secret_key", &"<redacted>")
+            .field("retry_base_ms", &self.retry_base_ms)
+            .field("retry_max_ms", &self.retry_max_ms)
+            .field("max_attempts", &self.max_attempts)
+            .field("allow_private_targets", &self.allow_private_targets)
+            .field("worker_concurrency", &self.worker_concurrency)
+            .field("lease_ms", &self.lease_ms)
+            .field("endpoint_timeout_ms", &self.endpoint_timeout_ms)
+            .field("claim_batch", &self.claim_batch)
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database URL with its password replaced, fit for logs.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable url>".to_string(),
+    }
+}
+
+impl Settings {
+    /// Defaults, then `extra_file` if given, then the process environment.
+    pub fn load(extra_file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(extra_file, std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment given (so tests need not touch the
+    /// process's own).
+    pub fn load_with_env(
+        extra_file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: std::collections::HashMap<String, String> = env.into_iter().collect();
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULTS,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = extra_file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let callbackd_vars: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("CALLBACKD_"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("CALLBACKD")
+                .prefix_separator("_")
+                .try_parsing(true)
+                .source(Some(callbackd_vars)),
+        );
+        if let Some(url) = env.get("DATABASE_URL") {
+            builder = builder.set_override("database_url", url.as_str())?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The defaults alone, ignoring the environment: the base of tests and benchmarks.
+    pub fn defaults() -> Self {
+        config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("the compiled-in defaults parse")
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_string(),
+            })
+        };
+        if self.retry_base_ms == 0 {
+            return invalid("retry_base_ms", "must be at least 1");
+        }
+        if self.retry_max_ms < self.retry_base_ms {
+            return invalid("retry_max_ms", "must not be below retry_base_ms");
+        }
+        if self.max_attempts == 0 || self.max_attempts > 100 {
+            return invalid("max_attempts", "must be between 1 and 100");
+        }
+        if self.worker_concurrency == 0 {
+            return invalid("worker_concurrency", "must be at least 1");
+        }
+        if self.claim_batch == 0 || self.claim_batch > 10_000 {
+            return invalid("claim_batch", "must be between 1 and 10000");
+        }
+        if self.endpoint_timeout_ms == 0 {
+            return invalid("endpoint_timeout_ms", "must be at least 1");
+        }
+        if self.lease_ms <= self.endpoint_timeout_ms {
+            return invalid(
+                "lease_ms",
+                "must exceed endpoint_timeout_ms (a lease must outlive the request it covers)",
+            );
+        }
+        if self.poll_interval_ms == 0 {
+            return invalid("poll_interval_ms", "must be at least 1");
+        }
+        if self.database_max_connections < 2 {
+            return invalid("database_max_connections", "must be at least 2");
+        }
+        url::Url::parse(&self.database_url).map_err(|e| ConfigError::Invalid {
+            key: "database_url",
+            message: e.to_string(),
+        })?;
+        Ok(())
+    }
+
+    /// The largest timeout an endpoint may ask for: it must end well inside the lease.
+    pub fn max_endpoint_timeout_ms(&self) -> u64 {
+        self.lease_ms.saturating_sub(1000).max(1).min(120_000)
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiled_in_defaults_match_the_contract() {
+        let s = Settings::defaults();
+        assert_eq!(s.database_url, "postgres://postgres@127.0.0.1:5432/callbackd");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.retry_base_ms, 1000);
+        assert_eq!(s.retry_max_ms, 900_000);
+        assert_eq!(s.max_attempts, 10);
+        assert!(!s.allow_private_targets);
+        assert_eq!(s.lease_ms, 60_000);
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn environment_variables_override_the_defaults() {
+        let env = [
+            ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/other"),
+            ("CALLBACKD_LISTEN", "127.0.0.1:9999"),
+            ("CALLBACKD_RETRY_BASE_MS", "5"),
+            ("CALLBACKD_RETRY_MAX_MS", "50"),
+            ("CALLBACKD_MAX_ATTEMPTS", "3"),
+            ("CALLBACKD_ALLOW_PRIVATE_TARGETS", "true"),
+            ("CALLBACKD_WORKER_CONCURRENCY", "7"),
+            ("CALLBACKD_LEASE_MS", "30000"),
+            ("CALLBACKD_API_TOKEN", "t0ken"),
+            ("UNRELATED", "x"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let s = Settings::load_with_env(None, env).unwrap();
+        assert_eq!(s.database_url, "postgres://postgres@127.0.0.1:5432/other");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:9999");
+        assert_eq!((s.retry_base_ms, s.retry_max_ms, s.max_attempts), (5, 50, 3));
+        assert!(s.allow_private_targets);
+        assert_eq!(s.worker_concurrency, 7);
+        assert_eq!(s.lease_ms, 30_000);
+        assert_eq!(s.api_token, "t0ken");
+    }
+
+    #[test]
+    fn a_bad_value_is_a_clear_error() {
+        let env = [("CALLBACKD_RETRY_BASE_MS".to_string(), "soon".to_string())];
+        let err = Settings::load_with_env(None, env).unwrap_err().to_string();
+        assert!(err.contains("retry_base_ms"), "{err}");
+    }
+
+    #[test]
+    fn lease_must_outlive_the_endpoint_timeout() {
+        let mut s = Settings::defaults();
+        s.lease_ms = s.endpoint_timeout_ms;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("lease_ms"), "{err}");
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let mut s = Settings::defaults();
+        s.api_token = "tok-very-secret".into();
+        s.secret_key = "key-very-secret".into();
+        s.database_url = "postgres://u:pw-very-secret@h/db".into();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("very-secret"), "{shown}");
+    }
+}

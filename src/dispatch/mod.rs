@@ -1,0 +1,285 @@
+//! The delivery workers: claim due deliveries in batches, send each one, complete the
+//! outcomes in batches. One `Dispatcher` per process; many processes may share a database.
+//!
+//! ```text
+//! wakeup (LISTEN) ─┐
+//!                  ▼
+//! claimer ── Claimed ──▶ one task per delivery (sender) ── Outcome ──▶ completer
+//!    ▲  permits = worker_concurrency                                      │
+//!    └──────────────────────── kick after each batch ◀────────────────────┘
+//! ```
+
+mod completer;
+mod request;
+mod schedule;
+mod sender;
+mod wakeup;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::auth::AuthConfig;
+use crate::config::Settings;
+use crate::crypto::SecretBox;
+use crate::model::Method;
+use crate::store::{self, Claimed, Next, Outcome};
+pub use request::{USER_AGENT, proposal_status_url};
+pub use schedule::{RetryPolicy, parse_retry_after};
+pub use sender::{AttemptResult, RESPONSE_BODY_LIMIT, Sender};
+
+pub struct Dispatcher {
+    pool: PgPool,
+    settings: Arc<Settings>,
+    secrets: SecretBox,
+    sender: Sender,
+    policy: RetryPolicy,
+    wake: Arc<Notify>,
+    /// Decrypted auth per endpoint, valid while the endpoint's `updated_at` is unchanged.
+    auth_cache: Mutex<HashMap<Uuid, (DateTime<Utc>, Arc<AuthConfig>)>>,
+}
+
+impl Dispatcher {
+    pub fn new(pool: PgPool, settings: Arc<Settings>, secrets: SecretBox) -> anyhow::Result<Self> {
+        Ok(Self {
+            sender: Sender::new(settings.allow_private_targets)?,
+            policy: RetryPolicy {
+                base_ms: settings.retry_base_ms,
+                max_ms: settings.retry_max_ms,
+            },
+            pool,
+            settings,
+            secrets,
+            wake: Arc::new(Notify::new()),
+            auth_cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs until `shutdown` fires, then stops claiming and waits up to
+    /// `shutdown_grace_s` for the requests in flight and their completion.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let concurrency = self.settings.worker_concurrency;
+        let (outcomes_tx, outcomes_rx) = mpsc::channel::<Outcome>(concurrency.max(64));
+        let completer = tokio::spawn(completer::run(
+            self.pool.clone(),
+            outcomes_rx,
+            self.wake.clone(),
+        ));
+        let listener = tokio::spawn(wakeup::run(
+            self.pool.clone(),
+            self.wake.clone(),
+            shutdown.clone(),
+        ));
+        let permits = Arc::new(Semaphore::new(concurrency));
+
+        self.claim_loop(&permits, &outcomes_tx, &shutdown).await;
+
+        tracing::info!("dispatcher stopping: no new claims, waiting for requests in flight");
+        let grace = Duration::from_secs(self.settings.shutdown_grace_s);
+        let drained = tokio::time::timeout(grace, async {
+            let _all = permits.acquire_many(concurrency as u32).await;
+            drop(outcomes_tx);
+            let _ = completer.await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                "requests still in flight after {grace:?}; their leases will expire and another worker sends them again"
+            );
+        }
+        listener.abort();
+    }
+
+    async fn claim_loop(
+        self: &Arc<Self>,
+        permits: &Arc<Semaphore>,
+        outcomes: &mpsc::Sender<Outcome>,
+        shutdown: &CancellationToken,
+    ) {
+        let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        let mut db_backoff = Duration::from_millis(100);
+        loop {
+            let first = tokio::select! {
+                p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+                _ = shutdown.cancelled() => return,
+            };
+            let wanted = (permits.available_permits() + 1).min(self.settings.claim_batch);
+            let lease_token = Uuid::new_v4();
+            let claimed = match store::claim(
+                &self.pool,
+                wanted as i64,
+                self.settings.lease_ms as i64,
+                lease_token,
+            )
+            .await
+            {
+                Ok(c) => {
+                    db_backoff = Duration::from_millis(100);
+                    c
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "claim failed; retrying");
+                    drop(first);
+                    tokio::select! {
+                        _ = tokio::time::sleep(db_backoff) => {},
+                        _ = shutdown.cancelled() => return,
+                    }
+                    db_backoff = (db_backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            let got = claimed.len();
+            let mut first = Some(first);
+            for delivery in claimed {
+                let permit = first.take().unwrap_or_else(|| {
+                    permits
+                        .clone()
+                        .try_acquire_owned()
+                        .expect("never claims more than the free permits")
+                });
+                let me = self.clone();
+                let outcomes = outcomes.clone();
+                tokio::spawn(async move { me.deliver(delivery, lease_token, permit, outcomes).await });
+            }
+            drop(first);
+            if got == wanted {
+                continue; // more may be due right now
+            }
+            // Drained what was due: sleep until the next due time, a NOTIFY, or the poll.
+            let wait = match store::next_due_in_ms(&self.pool).await {
+                Ok(Some(ms)) => Duration::from_millis(ms as u64).min(poll),
+                Ok(None) | Err(_) => poll,
+            };
+            // Due but not claimable (another worker is claiming it now): a short pause.
+            let wait = if got == 0 { wait.max(Duration::from_millis(5)) } else { wait };
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = self.wake.notified() => {},
+                    _ = tokio::time::sleep(wait) => {},
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+
+    async fn deliver(
+        self: Arc<Self>,
+        c: Claimed,
+        lease_token: Uuid,
+        permit: OwnedSemaphorePermit,
+        outcomes: mpsc::Sender<Outcome>,
+    ) {
+        let span = tracing::info_span!(
+            "attempt",
+            delivery_id = %c.id,
+            partner_id = %c.partner_id,
+            endpoint_id = %c.endpoint_id,
+            event_type = %c.event_type,
+            attempt = c.attempt,
+            series = c.series,
+            status_code = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        let outcome = self.attempt(&c, lease_token).instrument(span).await;
+        // If the completer is gone the process is stopping: the lease brings it back.
+        let _ = outcomes.send(outcome).await;
+        drop(permit);
+    }
+
+    async fn attempt(&self, c: &Claimed, lease_token: Uuid) -> Outcome {
+        let result = match self.prepare(c) {
+            Ok((request, auth)) => {
+                let timeout = Duration::from_millis(c.timeout_ms.max(1) as u64);
+                self.sender.attempt(request, &auth, timeout).await
+            }
+            Err(error) => AttemptResult {
+                started_at: Utc::now(),
+                duration: Duration::ZERO,
+                status_code: None,
+                error: Some(error),
+                response_body: None,
+                retry_after: None,
+            },
+        };
+        let span = tracing::Span::current();
+        span.record("duration_ms", result.duration.as_millis() as u64);
+        if let Some(code) = result.status_code {
+            span.record("status_code", code);
+        }
+        let next = if result.succeeded() {
+            tracing::info!("delivered");
+            Next::Delivered
+        } else if c.attempt >= c.max_attempts {
+            tracing::warn!(error = result.error.as_deref(), "attempt failed; dead-lettered");
+            Next::Dead
+        } else {
+            let delay = self.policy.delay_ms(
+                c.attempt as u32,
+                rand::random::<f64>(),
+                result.retry_after,
+            );
+            tracing::info!(error = result.error.as_deref(), retry_in_ms = delay, "attempt failed");
+            Next::RetryAfterMs(delay as i64)
+        };
+        Outcome {
+            delivery_id: c.id,
+            lease_token,
+            series: c.series,
+            attempt: c.attempt,
+            started_at: result.started_at,
+            duration_ms: result.duration.as_millis().min(i32::MAX as u128) as i32,
+            status_code: result.status_code.map(i32::from),
+            error: result.error,
+            response_body: result.response_body,
+            next,
+        }
+    }
+
+    /// The request without auth, and the endpoint's auth.
+    fn prepare(&self, c: &Claimed) -> Result<(reqwest::Request, Arc<AuthConfig>), String> {
+        let method: Method = c.method.parse()?;
+        let url = match (c.event_type.as_str(), c.proposal, c.status) {
+            ("proposal.status", Some(proposal), Some(status)) => {
+                proposal_status_url(&c.url, proposal, status, c.identifier.as_deref())
+            }
+            _ => url::Url::parse(&c.url),
+        }
+        .map_err(|e| format!("request: endpoint URL does not parse: {e}"))?;
+        let request = request::CallbackRequest {
+            url,
+            method,
+            delivery_id: c.id,
+            attempt: c.attempt,
+            event_type: &c.event_type,
+            unix_time: Utc::now().timestamp(),
+            body: c.body.as_deref(),
+        }
+        .build();
+        Ok((request, self.auth_for(c)?))
+    }
+
+    fn auth_for(&self, c: &Claimed) -> Result<Arc<AuthConfig>, String> {
+        let mut cache = self.auth_cache.lock().expect("auth cache lock");
+        if let Some((at, auth)) = cache.get(&c.endpoint_id)
+            && *at == c.endpoint_updated_at
+        {
+            return Ok(auth.clone());
+        }
+        let plain = self
+            .secrets
+            .open(&c.auth_sealed, c.endpoint_id.as_bytes())
+            .map_err(|e| format!("auth: {e}"))?;
+        let auth: AuthConfig = serde_json::from_slice(&plain)
+            .map_err(|_| "auth: stored auth configuration is unreadable".to_string())?;
+        let auth = Arc::new(auth);
+        cache.insert(c.endpoint_id, (c.endpoint_updated_at, auth.clone()));
+        Ok(auth)
+    }
+}

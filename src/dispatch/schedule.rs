@@ -1,0 +1,88 @@
+//! The retry schedule of CONTRACT §5: attempt n failed -> wait min(base * 2^(n-1), cap),
+//! up to 20 % less at random (so a partner's recovery is not met by a thundering herd),
+//! and never less than a 429/503 `Retry-After` (still capped).
+
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub base_ms: u64,
+    pub max_ms: u64,
+}
+
+impl RetryPolicy {
+    /// `jitter` is a uniform random number in [0, 1): 0 keeps the full delay, values near 1
+    /// take away almost 20 %.
+    pub fn delay_ms(&self, failed_attempt: u32, jitter: f64, retry_after: Option<Duration>) -> u64 {
+        let exponent = failed_attempt.saturating_sub(1).min(63);
+        let scheduled = self
+            .base_ms
+            .saturating_mul(1u64.checked_shl(exponent).unwrap_or(u64::MAX))
+            .min(self.max_ms);
+        let jittered = scheduled - (scheduled as f64 * 0.2 * jitter.clamp(0.0, 1.0)) as u64;
+        match retry_after {
+            Some(ra) => jittered
+                .max(u64::try_from(ra.as_millis()).unwrap_or(u64::MAX))
+                .min(self.max_ms),
+            None => jittered,
+        }
+    }
+}
+
+/// Parses `Retry-After`: delta-seconds or an HTTP date (a date in the past means now).
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        base_ms: 1000,
+        max_ms: 900_000,
+    };
+
+    #[test]
+    fn doubles_from_one_second_and_caps_at_fifteen_minutes() {
+        let delays: Vec<u64> = (1..=12).map(|n| POLICY.delay_ms(n, 0.0, None)).collect();
+        assert_eq!(
+            delays,
+            [1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000, 512000, 900000, 900000]
+        );
+        assert_eq!(POLICY.delay_ms(1000, 0.0, None), 900_000, "no overflow");
+    }
+
+    #[test]
+    fn jitter_only_shortens_and_by_at_most_a_fifth() {
+        assert_eq!(POLICY.delay_ms(3, 0.999_999, None), 3200);
+        for j in [0.0, 0.3, 0.7, 0.99] {
+            let d = POLICY.delay_ms(4, j, None);
+            assert!((6400..=8000).contains(&d), "{d}");
+        }
+    }
+
+    #[test]
+    fn retry_after_lengthens_up_to_the_cap() {
+        assert_eq!(POLICY.delay_ms(1, 0.0, Some(Duration::from_secs(30))), 30_000);
+        assert_eq!(POLICY.delay_ms(5, 0.0, Some(Duration::from_secs(1))), 16_000);
+        assert_eq!(POLICY.delay_ms(1, 0.0, Some(Duration::from_secs(86_400))), 900_000);
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = httpdate::parse_http_date("Wed, 25 Nov 2026 20:00:00 GMT").unwrap();
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("Wed, 25 Nov 2026 20:01:30 GMT", now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(parse_retry_after("Wed, 25 Nov 2026 19:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

@@ -1,0 +1,184 @@
+//! Sends one attempt and describes its outcome precisely. The HTTP client never follows
+//! redirects, uses no proxy, and (unless private targets are allowed) resolves names only
+//! to public addresses.
+
+use std::error::Error as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+
+use super::schedule::parse_retry_after;
+use crate::auth::AuthConfig;
+use crate::netguard;
+
+/// The first bytes of a response that are kept in the attempt log.
+pub const RESPONSE_BODY_LIMIT: usize = 4096;
+
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    pub started_at: DateTime<Utc>,
+    pub duration: Duration,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub response_body: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+impl AttemptResult {
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none() && self.status_code.is_some_and(|c| (200..300).contains(&c))
+    }
+}
+
+#[derive(Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+    allow_private_targets: bool,
+}
+
+impl Sender {
+    pub fn new(allow_private_targets: bool) -> Result<Self, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(10));
+        if !allow_private_targets {
+            builder = builder.dns_resolver(Arc::new(netguard::GuardedResolver));
+        }
+        Ok(Self {
+            client: builder.build()?,
+            allow_private_targets,
+        })
+    }
+
+    /// Applies `auth`, sends, and reads at most [`RESPONSE_BODY_LIMIT`] bytes of the answer,
+    /// all within `timeout`.
+    pub async fn attempt(
+        &self,
+        mut request: reqwest::Request,
+        auth: &AuthConfig,
+        timeout: Duration,
+    ) -> AttemptResult {
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let outcome = async {
+            if !self.allow_private_targets {
+                netguard::check_literal(request.url())
+                    .map_err(|e| format!("forbidden target: {e}"))?;
+            }
+            auth.apply(&mut request).map_err(|e| e.to_string())?;
+            let sent = tokio::time::timeout(timeout, async {
+                let response = self.client.execute(request).await?;
+                read_head(response).await
+            })
+            .await;
+            match sent {
+                Err(_) => Err(format!("timeout: no complete answer within {} ms", timeout.as_millis())),
+                Ok(Err(e)) => Err(describe(&e, timeout)),
+                Ok(Ok(head)) => Ok(head),
+            }
+        }
+        .await;
+        let duration = clock.elapsed();
+        match outcome {
+            Ok(head) => {
+                let error = match head.status {
+                    200..=299 => None,
+                    300..=399 => Some(format!(
+                        "redirect: {} to {} (redirects are not followed)",
+                        head.status,
+                        head.location.as_deref().unwrap_or("(no Location)")
+                    )),
+                    code => Some(format!("http {code}")),
+                };
+                AttemptResult {
+                    started_at,
+                    duration,
+                    status_code: Some(head.status),
+                    error,
+                    response_body: Some(head.body),
+                    retry_after: head.retry_after,
+                }
+            }
+            Err(error) => AttemptResult {
+                started_at,
+                duration,
+                status_code: None,
+                error: Some(error),
+                response_body: None,
+                retry_after: None,
+            },
+        }
+    }
+}
+
+struct Head {
+    status: u16,
+    location: Option<String>,
+    retry_after: Option<Duration>,
+    body: String,
+}
+
+async fn read_head(mut response: reqwest::Response) -> Result<Head, reqwest::Error> {
+    let status = response.status().as_u16();
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let location = header(reqwest::header::LOCATION);
+    let retry_after = match status {
+        429 | 503 => header(reqwest::header::RETRY_AFTER)
+            .and_then(|v| parse_retry_after(&v, SystemTime::now())),
+        _ => None,
+    };
+    // Keep only the head of the body: a huge answer costs neither memory nor time.
+    let mut body = Vec::with_capacity(256);
+    while body.len() < RESPONSE_BODY_LIMIT {
+        match response.chunk().await? {
+            Some(chunk) => body.extend_from_slice(&chunk),
+            None => break,
+        }
+    }
+    body.truncate(RESPONSE_BODY_LIMIT);
+    Ok(Head {
+        status,
+        location,
+        retry_after,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// A one-line, secret-free description that starts with the kind of failure.
+fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        return format!("timeout: no complete answer within {} ms", timeout.as_millis());
+    }
+    let mut chain = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        chain.push(s.to_string());
+        source = s.source();
+    }
+    let detail = chain.last().cloned().unwrap_or_else(|| e.to_string());
+    let all = chain.join(": ").to_lowercase();
+    let kind = if all.contains("loopback/private/link-local") {
+        "forbidden target"
+    } else if all.contains("dns error") || all.contains("failed to lookup") || all.contains("name or service") {
+        "dns"
+    } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
+        "tls"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_body() || e.is_decode() {
+        "response"
+    } else {
+        "request"
+    };
+    format!("{kind}: {detail}")
+}

@@ -1,0 +1,13 @@
+//! callbackd: a callback (webhook) sender backed by a PostgreSQL queue.
+//! See ARCHITECTURE in the README for how the modules fit together.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod dispatch;
+pub mod model;
+pub mod netguard;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,102 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use callbackd::config::Settings;
+use callbackd::crypto::SecretBox;
+use callbackd::startup::{Application, Role, prepare_database};
+use callbackd::telemetry::{self, LogFormat};
+
+/// callbackd: sends your platform's notifications to your partners' callback URLs.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// A TOML file layered over the built-in defaults (config/default.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Log as text or as one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API and/or the delivery workers (migrates first).
+    Serve {
+        #[arg(long, value_enum, default_value = "all")]
+        role: Role,
+    },
+    /// Create the database if missing and apply the migrations.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("callbackd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Migrate => {
+            let secrets = SecretBox::from_setting(&settings.secret_key)?;
+            prepare_database(&settings, &secrets).await?;
+            println!("callbackd: database is migrated");
+            Ok(())
+        }
+        Command::Serve { role } => serve(settings, role).await,
+    }
+}
+
+async fn serve(settings: Settings, role: Role) -> anyhow::Result<()> {
+    let app = Application::build(settings, role).await?;
+    if app.uses_dev_key() {
+        tracing::warn!(
+            "!!! CALLBACKD_SECRET_KEY is not set: partner credentials are encrypted with a PUBLIC \
+             development key. Set a 32-byte base64 key (openssl rand -base64 32) before real use. !!!"
+        );
+    }
+    if let Some(addr) = app.address() {
+        println!("callbackd API listening on http://{addr}");
+        if app.token_generated() {
+            // Printed once, to the terminal only, never to the log.
+            println!("API token (generated for this run; set CALLBACKD_API_TOKEN to fix one): {}", app.api_token());
+        }
+    }
+    tracing::info!(?role, "callbackd started");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    app.run_until(shutdown).await?;
+    tracing::info!("callbackd stopped");
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("signal received: shutting down");
+    shutdown.cancel();
+}

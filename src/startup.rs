@@ -1,0 +1,156 @@
+//! Builds the application from settings: database, key check, API listener, dispatcher.
+//! `main` and the tests both start callbackd through [`Application`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use base64::Engine;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, ApiContext};
+use crate::config::Settings;
+use crate::crypto::SecretBox;
+use crate::dispatch::Dispatcher;
+use crate::store::{self, StoreError};
+
+/// Which parts run in this process (`serve --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Api,
+    Worker,
+    All,
+}
+
+impl Role {
+    fn runs_api(self) -> bool {
+        matches!(self, Role::Api | Role::All)
+    }
+    fn runs_worker(self) -> bool {
+        matches!(self, Role::Worker | Role::All)
+    }
+}
+
+pub struct Application {
+    pool: PgPool,
+    api: Option<(TcpListener, axum::Router)>,
+    address: Option<SocketAddr>,
+    dispatcher: Option<Arc<Dispatcher>>,
+    api_token: Arc<str>,
+    token_generated: bool,
+    dev_key: bool,
+}
+
+/// Creates the database if needed, applies the migrations, checks the secret key.
+pub async fn prepare_database(settings: &Settings, secrets: &SecretBox) -> anyhow::Result<PgPool> {
+    let pool = store::connect(&settings.database_url, settings.database_max_connections)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot reach PostgreSQL at {}",
+                crate::config::redact_url(&settings.database_url)
+            )
+        })?;
+    store::migrate(&pool).await.context("applying migrations")?;
+    match store::verify_or_init_key(&pool, secrets).await {
+        Ok(()) => Ok(pool),
+        Err(StoreError::Crypto(_)) => anyhow::bail!(
+            "CALLBACKD_SECRET_KEY is not the key this database's partner credentials were encrypted with; \
+             start with the original key"
+        ),
+        Err(e) => Err(e).context("checking the secret key"),
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings, role: Role) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let secrets = SecretBox::from_setting(&settings.secret_key)?;
+        let pool = prepare_database(&settings, &secrets).await?;
+
+        let token_generated = settings.api_token.trim().is_empty();
+        let api_token: Arc<str> = if token_generated {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(rand::random::<[u8; 32]>())
+                .into()
+        } else {
+            settings.api_token.trim().into()
+        };
+
+        let (api, address) = if role.runs_api() {
+            let listener = TcpListener::bind(settings.listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", settings.listen))?;
+            let address = listener.local_addr()?;
+            let router = api::router(ApiContext {
+                pool: pool.clone(),
+                settings: settings.clone(),
+                secrets: secrets.clone(),
+                api_token: api_token.clone(),
+            });
+            (Some((listener, router)), Some(address))
+        } else {
+            (None, None)
+        };
+        let dispatcher = if role.runs_worker() {
+            Some(Arc::new(Dispatcher::new(pool.clone(), settings.clone(), secrets.clone())?))
+        } else {
+            None
+        };
+        Ok(Self {
+            pool,
+            api,
+            address,
+            dispatcher,
+            api_token,
+            token_generated,
+            dev_key: secrets.is_dev_key(),
+        })
+    }
+
+    /// Where the API listens, when this process runs it.
+    pub fn address(&self) -> Option<SocketAddr> {
+        self.address
+    }
+
+    pub fn api_token(&self) -> &str {
+        &self.api_token
+    }
+
+    /// True when no token was configured and a random one was made for this run.
+    pub fn token_generated(&self) -> bool {
+        self.token_generated
+    }
+
+    pub fn uses_dev_key(&self) -> bool {
+        self.dev_key
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Serves until `shutdown` fires, then stops accepting, drains, and returns.
+    pub async fn run_until(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let api = self.api.map(|(listener, router)| {
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            })
+        });
+        let worker = self
+            .dispatcher
+            .map(|d| tokio::spawn(d.run(shutdown.clone())));
+        if let Some(api) = api {
+            api.await?.context("API server")?;
+        }
+        if let Some(worker) = worker {
+            worker.await?;
+        }
+        Ok(())
+    }
+}

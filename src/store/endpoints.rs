@@ -1,0 +1,151 @@
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{Result, StoreError};
+use crate::model::{Environment, Method};
+
+/// An endpoint as the API shows it: the auth object only as its public view.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Endpoint {
+    pub id: Uuid,
+    pub partner_id: Uuid,
+    #[sqlx(try_from = "String")]
+    pub environment: Environment,
+    pub url: String,
+    #[sqlx(try_from = "String")]
+    pub method: Method,
+    pub event_types: Vec<String>,
+    #[sqlx(rename = "auth_public")]
+    pub auth: serde_json::Value,
+    pub timeout_ms: i32,
+    pub max_attempts: i32,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What is written for an endpoint: every field validated, the auth object sealed.
+#[derive(Debug, Clone)]
+pub struct EndpointRecord {
+    pub id: Uuid,
+    pub partner_id: Uuid,
+    pub environment: Environment,
+    pub url: String,
+    pub method: Method,
+    pub event_types: Vec<String>,
+    pub auth_type: String,
+    pub auth_public: serde_json::Value,
+    pub auth_sealed: Vec<u8>,
+    pub timeout_ms: i32,
+    pub max_attempts: i32,
+    pub enabled: bool,
+}
+
+const RETURNING: &str = "id, partner_id, environment, url, method, event_types, auth_public, \
+                         timeout_ms, max_attempts, enabled, created_at, updated_at";
+
+impl Endpoint {
+    pub async fn insert(pool: &PgPool, r: &EndpointRecord) -> Result<Endpoint> {
+        Ok(sqlx::query_as(const_format::concatcp!(
+            "INSERT INTO endpoints (id, partner_id, environment, url, method, event_types,
+                 auth_type, auth_public, auth_sealed, timeout_ms, max_attempts, enabled)
+             SELECT $1, p.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
+             FROM partners p WHERE p.id = $2 AND p.deleted_at IS NULL
+             RETURNING ",
+            RETURNING
+        ))
+        .bind(r.id)
+        .bind(r.partner_id)
+        .bind(r.environment.as_str())
+        .bind(&r.url)
+        .bind(r.method.as_str())
+        .bind(&r.event_types)
+        .bind(&r.auth_type)
+        .bind(&r.auth_public)
+        .bind(&r.auth_sealed)
+        .bind(r.timeout_ms)
+        .bind(r.max_attempts)
+        .bind(r.enabled)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound("partner"))?)
+    }
+
+    /// Rewrites every field; the auth columns only when `r.auth_sealed` is not empty
+    /// (a PATCH without `auth` keeps the stored credentials).
+    pub async fn update(pool: &PgPool, r: &EndpointRecord) -> Result<Endpoint> {
+        sqlx::query_as(const_format::concatcp!(
+            "UPDATE endpoints SET environment = $2, url = $3, method = $4, event_types = $5,
+                 auth_type = CASE WHEN length($7) > 0 THEN $6 ELSE auth_type END,
+                 auth_public = CASE WHEN length($7) > 0 THEN $8 ELSE auth_public END,
+                 auth_sealed = CASE WHEN length($7) > 0 THEN $7 ELSE auth_sealed END,
+                 timeout_ms = $9, max_attempts = $10, enabled = $11, updated_at = now()
+             WHERE id = $1 AND deleted_at IS NULL
+             RETURNING ",
+            RETURNING
+        ))
+        .bind(r.id)
+        .bind(r.environment.as_str())
+        .bind(&r.url)
+        .bind(r.method.as_str())
+        .bind(&r.event_types)
+        .bind(&r.auth_type)
+        .bind(&r.auth_sealed)
+        .bind(&r.auth_public)
+        .bind(r.timeout_ms)
+        .bind(r.max_attempts)
+        .bind(r.enabled)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound("endpoint"))
+    }
+
+    pub async fn get(pool: &PgPool, id: Uuid) -> Result<Endpoint> {
+        sqlx::query_as(const_format::concatcp!(
+            "SELECT ",
+            RETURNING,
+            " FROM endpoints WHERE id = $1 AND deleted_at IS NULL"
+        ))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound("endpoint"))
+    }
+
+    pub async fn list_for_partner(pool: &PgPool, partner_id: Uuid) -> Result<Vec<Endpoint>> {
+        Ok(sqlx::query_as(const_format::concatcp!(
+            "SELECT ",
+            RETURNING,
+            " FROM endpoints WHERE partner_id = $1 AND deleted_at IS NULL
+              ORDER BY environment, created_at, id"
+        ))
+        .bind(partner_id)
+        .fetch_all(pool)
+        .await?)
+    }
+
+    /// Soft delete; its pending deliveries are canceled (a deleted URL is never called).
+    pub async fn delete(pool: &PgPool, id: Uuid) -> Result<()> {
+        let mut tx = pool.begin().await?;
+        let hit = sqlx::query(
+            "UPDATE endpoints SET deleted_at = now(), enabled = false, updated_at = now()
+             WHERE id = $1 AND deleted_at IS NULL",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if hit.rows_affected() == 0 {
+            return Err(StoreError::NotFound("endpoint"));
+        }
+        super::deliveries::cancel_pending(
+            &mut tx,
+            super::deliveries::Scope::Endpoint(id),
+            "endpoint deleted",
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,94 @@
+//! All SQL lives here, one file per table group, written in plain sight (runtime-checked
+//! queries: a clean clone builds without a database).
+
+mod cursor;
+mod deliveries;
+mod endpoints;
+mod keyring;
+mod notifications;
+mod partners;
+mod queue;
+
+use std::time::Duration;
+
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+pub use cursor::Cursor;
+pub use deliveries::{Attempt, Delivery, DeliveryDetail, DeliveryFilter};
+pub use endpoints::{Endpoint, EndpointRecord};
+pub use keyring::verify_or_init_key;
+pub use notifications::{DeliveryRef, Notification};
+pub use partners::Partner;
+pub use queue::{Claimed, Next, Outcome, claim, complete, next_due_in_ms};
+
+use crate::model::ValidationError;
+
+/// The PostgreSQL channel that wakes the workers (also used by `callbackd_enqueue`).
+pub const WAKE_CHANNEL: &str = "callbackd_due";
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Maps the errors `callbackd_enqueue()` raises (SQLSTATE CB001, COLUMN = the argument) to
+/// validation errors; everything else stays a database error.
+fn classify(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        && pg.code() == "CB001"
+    {
+        return StoreError::Invalid(ValidationError::new(
+            pg.column().unwrap_or("request"),
+            pg.message(),
+        ));
+    }
+    StoreError::Database(e)
+}
+
+/// Creates the database if it is missing (racing starters are fine), then connects.
+pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool> {
+    if !Postgres::database_exists(database_url).await? {
+        match Postgres::create_database(database_url).await {
+            Ok(()) => tracing::info!("created database"),
+            // 42P04 duplicate_database: another process created it first.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let options: PgConnectOptions = database_url.parse()?;
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options.application_name("callbackd"))
+        .await?;
+    Ok(pool)
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// `/readyz`: can a connection run a query now?
+pub async fn ping(pool: &PgPool) -> Result<()> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
