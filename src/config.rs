@@ -83,10 +83,8 @@ impl Settings {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let env: std::collections::HashMap<String, String> = env.into_iter().collect();
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULTS,
-            config::FileFormat::Toml,
-        ));
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(path) = extra_file {
             builder = builder.add_source(config::File::from(path).required(true));
         }
@@ -164,7 +162,7 @@ impl Settings {
 
     /// The largest timeout an endpoint may ask for: it must end well inside the lease.
     pub fn max_endpoint_timeout_ms(&self) -> u64 {
-        self.lease_ms.saturating_sub(1000).max(1).min(120_000)
+        self.lease_ms.saturating_sub(1000).clamp(1, 120_000)
     }
 
     pub fn lease(&self) -> Duration {
@@ -179,7 +177,10 @@ mod tests {
     #[test]
     fn compiled_in_defaults_match_the_contract() {
         let s = Settings::defaults();
-        assert_eq!(s.database_url, "postgres://postgres@127.0.0.1:5432/callbackd");
+        assert_eq!(
+            s.database_url,
+            "postgres://postgres@127.0.0.1:5432/callbackd"
+        );
         assert_eq!(s.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(s.retry_base_ms, 1000);
         assert_eq!(s.retry_max_ms, 900_000);
@@ -207,7 +208,10 @@ mod tests {
         let s = Settings::load_with_env(None, env).unwrap();
         assert_eq!(s.database_url, "postgres://postgres@127.0.0.1:5432/other");
         assert_eq!(s.listen.to_string(), "127.0.0.1:9999");
-        assert_eq!((s.retry_base_ms, s.retry_max_ms, s.max_attempts), (5, 50, 3));
+        assert_eq!(
+            (s.retry_base_ms, s.retry_max_ms, s.max_attempts),
+            (5, 50, 3)
+        );
         assert!(s.allow_private_targets);
         assert_eq!(s.worker_concurrency, 7);
         assert_eq!(s.lease_ms, 30_000);

@@ -107,7 +107,10 @@ mod tests {
         assert!(sb.open(&sealed, b"row-2").is_err(), "bound to its row");
         let other = SecretBox::from_setting("").unwrap();
         assert!(other.is_dev_key());
-        assert!(other.open(&sealed, b"row-1").is_err(), "another key does not open it");
+        assert!(
+            other.open(&sealed, b"row-1").is_err(),
+            "another key does not open it"
+        );
     }
 
     #[test]

@@ -73,7 +73,10 @@ async fn serve(settings: Settings, role: Role) -> anyhow::Result<()> {
         println!("callbackd API listening on http://{addr}");
         if app.token_generated() {
             // Printed once, to the terminal only, never to the log.
-            println!("API token (generated for this run; set CALLBACKD_API_TOKEN to fix one): {}", app.api_token());
+            println!(
+                "API token (generated for this run; set CALLBACKD_API_TOKEN to fix one): {}",
+                app.api_token()
+            );
         }
     }
     tracing::info!(?role, "callbackd started");

@@ -56,7 +56,9 @@ fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{host} resolves to {ip}, a loopback/private/link-local address; callbacks go to public addresses only")]
+#[error(
+    "{host} resolves to {ip}, a loopback/private/link-local address; callbacks go to public addresses only"
+)]
 pub struct ForbiddenTarget {
     pub host: String,
     pub ip: IpAddr,
@@ -80,7 +82,10 @@ pub async fn check_url(url: &url::Url) -> Result<(), ForbiddenTarget> {
     first_forbidden(url.host_str().unwrap_or_default(), addrs)
 }
 
-fn first_forbidden(host: &str, addrs: impl IntoIterator<Item = IpAddr>) -> Result<(), ForbiddenTarget> {
+fn first_forbidden(
+    host: &str,
+    addrs: impl IntoIterator<Item = IpAddr>,
+) -> Result<(), ForbiddenTarget> {
     match addrs.into_iter().find(|ip| is_forbidden(*ip)) {
         Some(ip) => Err(ForbiddenTarget {
             host: host.to_string(),
@@ -108,9 +113,8 @@ impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             first_forbidden(&host, addrs.iter().map(|a| a.ip()))?;
             let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
@@ -125,13 +129,30 @@ mod tests {
     #[test]
     fn forbidden_ranges() {
         for ip in [
-            "127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254",
-            "100.64.0.1", "0.0.0.0", "255.255.255.255", "::1", "fd00::1", "fe80::1",
-            "::ffff:127.0.0.1", "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "::",
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "::",
         ] {
             assert!(is_forbidden(ip.parse().unwrap()), "{ip} must be forbidden");
         }
-        for ip in ["8.8.8.8", "200.160.2.3", "2001:4860:4860::8888", "100.128.0.1"] {
+        for ip in [
+            "8.8.8.8",
+            "200.160.2.3",
+            "2001:4860:4860::8888",
+            "100.128.0.1",
+        ] {
             assert!(!is_forbidden(ip.parse().unwrap()), "{ip} is public");
         }
     }
@@ -143,6 +164,10 @@ mod tests {
         assert!(check_url(&u("http://[::1]/x")).await.is_err());
         assert!(check_url(&u("http://localhost/x")).await.is_err());
         assert!(check_url(&u("https://8.8.8.8/x")).await.is_ok());
-        assert!(check_url(&u("https://does-not-resolve.invalid/x")).await.is_ok());
+        assert!(
+            check_url(&u("https://does-not-resolve.invalid/x"))
+                .await
+                .is_ok()
+        );
     }
 }

@@ -95,7 +95,11 @@ impl Application {
             (None, None)
         };
         let dispatcher = if role.runs_worker() {
-            Some(Arc::new(Dispatcher::new(pool.clone(), settings.clone(), secrets.clone())?))
+            Some(Arc::new(Dispatcher::new(
+                pool.clone(),
+                settings.clone(),
+                secrets.clone(),
+            )?))
         } else {
             None
         };

@@ -35,8 +35,16 @@ fn timestamp(v: &str) -> Result<DateTime<Utc>, String> {
 
 async fn list(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<Value>, ApiError> {
     q.only(&[
-        "state", "partner_id", "endpoint_id", "environment", "event_type", "proposal", "since",
-        "until", "limit", "cursor",
+        "state",
+        "partner_id",
+        "endpoint_id",
+        "environment",
+        "event_type",
+        "proposal",
+        "since",
+        "until",
+        "limit",
+        "cursor",
     ])?;
     let filter = DeliveryFilter {
         state: q.get("state", parsed)?,
@@ -56,11 +64,18 @@ async fn list(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<Value
         .unwrap_or(DEFAULT_LIMIT);
     let cursor = q.get("cursor", |v| Cursor::decode(v).map_err(|e| e.message))?;
     let (items, next) = Delivery::list(&ctx.pool, &filter, limit, cursor).await?;
-    Ok(Json(json!({ "items": items, "next_cursor": next.map(|c| c.encode()) })))
+    Ok(Json(
+        json!({ "items": items, "next_cursor": next.map(|c| c.encode()) }),
+    ))
 }
 
-async fn show(State(ctx): State<ApiContext>, Path(id): Path<String>) -> Result<Json<DeliveryDetail>, ApiError> {
-    Ok(Json(Delivery::get(&ctx.pool, path_id(&id, "delivery")?).await?))
+async fn show(
+    State(ctx): State<ApiContext>,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryDetail>, ApiError> {
+    Ok(Json(
+        Delivery::get(&ctx.pool, path_id(&id, "delivery")?).await?,
+    ))
 }
 
 async fn replay(
@@ -71,6 +86,11 @@ async fn replay(
     Ok((StatusCode::ACCEPTED, Json(d)))
 }
 
-async fn cancel(State(ctx): State<ApiContext>, Path(id): Path<String>) -> Result<Json<DeliveryDetail>, ApiError> {
-    Ok(Json(Delivery::cancel(&ctx.pool, path_id(&id, "delivery")?).await?))
+async fn cancel(
+    State(ctx): State<ApiContext>,
+    Path(id): Path<String>,
+) -> Result<Json<DeliveryDetail>, ApiError> {
+    Ok(Json(
+        Delivery::cancel(&ctx.pool, path_id(&id, "delivery")?).await?,
+    ))
 }

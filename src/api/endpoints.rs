@@ -42,7 +42,10 @@ fn in_range(v: i64, field: &str, lo: i64, hi: i64) -> Result<i32, ValidationErro
     if (lo..=hi).contains(&v) {
         Ok(v as i32)
     } else {
-        Err(ValidationError::new(field, format!("must be between {lo} and {hi}")))
+        Err(ValidationError::new(
+            field,
+            format!("must be between {lo} and {hi}"),
+        ))
     }
 }
 
@@ -54,7 +57,10 @@ async fn record(
     body: EndpointBody,
     current: Option<&Endpoint>,
 ) -> Result<EndpointRecord, ApiError> {
-    let environment = required(body.environment.or(current.map(|c| c.environment)), "environment")?;
+    let environment = required(
+        body.environment.or(current.map(|c| c.environment)),
+        "environment",
+    )?;
     let method = required(body.method.or(current.map(|c| c.method)), "method")?;
     let url = required(body.url.clone().or(current.map(|c| c.url.clone())), "url")?;
     let parsed = validate_url_shape(&url)?;
@@ -66,11 +72,17 @@ async fn record(
 
     let event_types = match (&body.event_types, current) {
         (Some(list), _) => list.clone(),
-        (None, Some(c)) => c.event_types.iter().filter_map(|e| e.parse().ok()).collect(),
+        (None, Some(c)) => c
+            .event_types
+            .iter()
+            .filter_map(|e| e.parse().ok())
+            .collect(),
         (None, None) => EventType::defaults_for(method),
     };
     if event_types.is_empty() {
-        return Err(ValidationError::new("event_types", "must name at least one event type").into());
+        return Err(
+            ValidationError::new("event_types", "must name at least one event type").into(),
+        );
     }
     if let Some(e) = event_types.iter().find(|e| !e.carried_by(method)) {
         return Err(ValidationError::new(
@@ -134,7 +146,10 @@ async fn create(
     let partner_id = path_id(&partner_id, "partner")?;
     Partner::get(&ctx.pool, partner_id).await?;
     let r = record(&ctx, Uuid::now_v7(), partner_id, body, None).await?;
-    Ok((StatusCode::CREATED, Json(Endpoint::insert(&ctx.pool, &r).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(Endpoint::insert(&ctx.pool, &r).await?),
+    ))
 }
 
 async fn list(
@@ -147,8 +162,13 @@ async fn list(
     Ok(Json(serde_json::json!({ "items": items })))
 }
 
-async fn show(State(ctx): State<ApiContext>, Path(id): Path<String>) -> Result<Json<Endpoint>, ApiError> {
-    Ok(Json(Endpoint::get(&ctx.pool, path_id(&id, "endpoint")?).await?))
+async fn show(
+    State(ctx): State<ApiContext>,
+    Path(id): Path<String>,
+) -> Result<Json<Endpoint>, ApiError> {
+    Ok(Json(
+        Endpoint::get(&ctx.pool, path_id(&id, "endpoint")?).await?,
+    ))
 }
 
 async fn change(
@@ -161,7 +181,10 @@ async fn change(
     Ok(Json(Endpoint::update(&ctx.pool, &r).await?))
 }
 
-async fn remove(State(ctx): State<ApiContext>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(ctx): State<ApiContext>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     Endpoint::delete(&ctx.pool, path_id(&id, "endpoint")?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

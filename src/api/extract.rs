@@ -41,8 +41,15 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             if inner.is_syntax() || inner.is_eof() || inner.is_io() {
                 return Err(ApiError::BadRequest(format!("malformed JSON: {inner}")));
             }
-            let field = if path == "." { "body".to_string() } else { path };
-            return Err(ApiError::Invalid(ValidationError::new(field, strip_position(&inner))));
+            let field = if path == "." {
+                "body".to_string()
+            } else {
+                path
+            };
+            return Err(ApiError::Invalid(ValidationError::new(
+                field,
+                strip_position(&inner),
+            )));
         }
     };
     de.end()
@@ -78,7 +85,11 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 
 impl QueryPairs {
     /// Parses every known parameter with its parser; unknown parameters are refused.
-    pub fn get<T>(&self, name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, ApiError> {
+    pub fn get<T>(
+        &self,
+        name: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ApiError> {
         match self.0.iter().rev().find(|(k, _)| k == name) {
             None => Ok(None),
             Some((_, v)) if v.is_empty() => Ok(None),

@@ -8,7 +8,10 @@ use super::ApiContext;
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "status": "ok" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
         .route("/readyz", get(readyz))
 }
 
@@ -20,7 +23,10 @@ async fn readyz(State(ctx): State<ApiContext>) -> (StatusCode, Json<Value>) {
     )
     .await;
     match ping {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready", "database": "ok" }))),
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            Json(json!({ "status": "ready", "database": "ok" })),
+        ),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "status": "unavailable", "database": "unreachable" })),

@@ -21,9 +21,17 @@ async fn enqueue(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     n.validate()?;
     let (id, deliveries) = Notification::enqueue(&ctx.pool, &n).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "deliveries": deliveries }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "deliveries": deliveries })),
+    ))
 }
 
-async fn show(State(ctx): State<ApiContext>, Path(id): Path<String>) -> Result<Json<Notification>, ApiError> {
-    Ok(Json(Notification::get(&ctx.pool, path_id(&id, "notification")?).await?))
+async fn show(
+    State(ctx): State<ApiContext>,
+    Path(id): Path<String>,
+) -> Result<Json<Notification>, ApiError> {
+    Ok(Json(
+        Notification::get(&ctx.pool, path_id(&id, "notification")?).await?,
+    ))
 }

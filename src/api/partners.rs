@@ -42,8 +42,13 @@ async fn list(State(ctx): State<ApiContext>) -> Result<Json<serde_json::Value>, 
     Ok(Json(serde_json::json!({ "items": items })))
 }
 
-async fn show(State(ctx): State<ApiContext>, Path(id): Path<String>) -> Result<Json<Partner>, ApiError> {
-    Ok(Json(Partner::get(&ctx.pool, path_id(&id, "partner")?).await?))
+async fn show(
+    State(ctx): State<ApiContext>,
+    Path(id): Path<String>,
+) -> Result<Json<Partner>, ApiError> {
+    Ok(Json(
+        Partner::get(&ctx.pool, path_id(&id, "partner")?).await?,
+    ))
 }
 
 async fn rename(
@@ -52,10 +57,15 @@ async fn rename(
     ApiJson(body): ApiJson<PartnerBody>,
 ) -> Result<Json<Partner>, ApiError> {
     let id = path_id(&id, "partner")?;
-    Ok(Json(Partner::rename(&ctx.pool, id, valid_name(&body.name)?).await?))
+    Ok(Json(
+        Partner::rename(&ctx.pool, id, valid_name(&body.name)?).await?,
+    ))
 }
 
-async fn remove(State(ctx): State<ApiContext>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn remove(
+    State(ctx): State<ApiContext>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     Partner::delete(&ctx.pool, path_id(&id, "partner")?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

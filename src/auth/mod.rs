@@ -103,11 +103,13 @@ mod tests {
         let missing = AuthConfig::from_json(Some(&json!({"type": "bearer"}))).unwrap_err();
         assert!(missing.field.starts_with("auth"), "{missing:?}");
         assert!(missing.message.contains("token"), "{missing:?}");
-        let empty = AuthConfig::from_json(Some(&json!({"type": "bearer", "token": ""}))).unwrap_err();
+        let empty =
+            AuthConfig::from_json(Some(&json!({"type": "bearer", "token": ""}))).unwrap_err();
         assert_eq!(empty.field, "auth.token");
         let unknown = AuthConfig::from_json(Some(&json!({"type": "kerberos"}))).unwrap_err();
         assert!(unknown.field.starts_with("auth"), "{unknown:?}");
-        let extra = AuthConfig::from_json(Some(&json!({"type": "bearer", "token": "t", "tokn": "x"})));
+        let extra =
+            AuthConfig::from_json(Some(&json!({"type": "bearer", "token": "t", "tokn": "x"})));
         assert!(extra.is_err(), "unknown fields are refused");
     }
 }

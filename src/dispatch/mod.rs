@@ -35,6 +35,9 @@ pub use request::{USER_AGENT, proposal_status_url};
 pub use schedule::{RetryPolicy, parse_retry_after};
 pub use sender::{AttemptResult, RESPONSE_BODY_LIMIT, Sender};
 
+/// Decrypted auth per endpoint, valid while the endpoint's `updated_at` is unchanged.
+type AuthCache = Mutex<HashMap<Uuid, (DateTime<Utc>, Arc<AuthConfig>)>>;
+
 pub struct Dispatcher {
     pool: PgPool,
     settings: Arc<Settings>,
@@ -42,8 +45,7 @@ pub struct Dispatcher {
     sender: Sender,
     policy: RetryPolicy,
     wake: Arc<Notify>,
-    /// Decrypted auth per endpoint, valid while the endpoint's `updated_at` is unchanged.
-    auth_cache: Mutex<HashMap<Uuid, (DateTime<Utc>, Arc<AuthConfig>)>>,
+    auth_cache: AuthCache,
 }
 
 impl Dispatcher {
@@ -146,7 +148,9 @@ impl Dispatcher {
                 });
                 let me = self.clone();
                 let outcomes = outcomes.clone();
-                tokio::spawn(async move { me.deliver(delivery, lease_token, permit, outcomes).await });
+                tokio::spawn(
+                    async move { me.deliver(delivery, lease_token, permit, outcomes).await },
+                );
             }
             drop(first);
             if got == wanted {
@@ -158,7 +162,11 @@ impl Dispatcher {
                 Ok(None) | Err(_) => poll,
             };
             // Due but not claimable (another worker is claiming it now): a short pause.
-            let wait = if got == 0 { wait.max(Duration::from_millis(5)) } else { wait };
+            let wait = if got == 0 {
+                wait.max(Duration::from_millis(5))
+            } else {
+                wait
+            };
             if !wait.is_zero() {
                 tokio::select! {
                     _ = self.wake.notified() => {},
@@ -217,15 +225,20 @@ impl Dispatcher {
             tracing::info!("delivered");
             Next::Delivered
         } else if c.attempt >= c.max_attempts {
-            tracing::warn!(error = result.error.as_deref(), "attempt failed; dead-lettered");
+            tracing::warn!(
+                error = result.error.as_deref(),
+                "attempt failed; dead-lettered"
+            );
             Next::Dead
         } else {
-            let delay = self.policy.delay_ms(
-                c.attempt as u32,
-                rand::random::<f64>(),
-                result.retry_after,
+            let delay =
+                self.policy
+                    .delay_ms(c.attempt as u32, rand::random::<f64>(), result.retry_after);
+            tracing::info!(
+                error = result.error.as_deref(),
+                retry_in_ms = delay,
+                "attempt failed"
             );
-            tracing::info!(error = result.error.as_deref(), retry_in_ms = delay, "attempt failed");
             Next::RetryAfterMs(delay as i64)
         };
         Outcome {

@@ -98,7 +98,9 @@ mod tests {
         let u = proposal_status_url("https://p.example/cb", p, 9, Some("OP 1/2&x=é")).unwrap();
         assert_eq!(
             u.as_str(),
-            format!("https://p.example/cb?proposal={P}&status=9&identifier=OP%201%2F2%26x%3D%C3%A9")
+            format!(
+                "https://p.example/cb?proposal={P}&status=9&identifier=OP%201%2F2%26x%3D%C3%A9"
+            )
         );
         let u = proposal_status_url("https://p.example/cb?token=abc&env=prd", p, 0, None).unwrap();
         assert_eq!(
@@ -106,6 +108,9 @@ mod tests {
             format!("https://p.example/cb?token=abc&env=prd&proposal={P}&status=0&identifier=")
         );
         let u = proposal_status_url("https://p.example/cb?", p, 11, None).unwrap();
-        assert_eq!(u.query(), Some(&*format!("proposal={P}&status=11&identifier=")));
+        assert_eq!(
+            u.query(),
+            Some(&*format!("proposal={P}&status=11&identifier="))
+        );
     }
 }

@@ -76,7 +76,10 @@ impl Sender {
             })
             .await;
             match sent {
-                Err(_) => Err(format!("timeout: no complete answer within {} ms", timeout.as_millis())),
+                Err(_) => Err(format!(
+                    "timeout: no complete answer within {} ms",
+                    timeout.as_millis()
+                )),
                 Ok(Err(e)) => Err(describe(&e, timeout)),
                 Ok(Ok(head)) => Ok(head),
             }
@@ -157,7 +160,10 @@ async fn read_head(mut response: reqwest::Response) -> Result<Head, reqwest::Err
 /// A one-line, secret-free description that starts with the kind of failure.
 fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
-        return format!("timeout: no complete answer within {} ms", timeout.as_millis());
+        return format!(
+            "timeout: no complete answer within {} ms",
+            timeout.as_millis()
+        );
     }
     let mut chain = Vec::new();
     let mut source = e.source();
@@ -169,7 +175,10 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     let all = chain.join(": ").to_lowercase();
     let kind = if all.contains("loopback/private/link-local") {
         "forbidden target"
-    } else if all.contains("dns error") || all.contains("failed to lookup") || all.contains("name or service") {
+    } else if all.contains("dns error")
+        || all.contains("failed to lookup")
+        || all.contains("name or service")
+    {
         "dns"
     } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
         "tls"

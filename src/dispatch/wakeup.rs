@@ -24,7 +24,11 @@ pub async fn run(pool: PgPool, wake: Arc<Notify>, shutdown: CancellationToken) {
     }
 }
 
-async fn listen(pool: &PgPool, wake: &Notify, shutdown: &CancellationToken) -> Result<(), sqlx::Error> {
+async fn listen(
+    pool: &PgPool,
+    wake: &Notify,
+    shutdown: &CancellationToken,
+) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     listener.listen(WAKE_CHANNEL).await?;
     // Anything enqueued while we were not listening is found by this first look.

@@ -56,7 +56,9 @@ pub fn validate_url_shape(raw: &str) -> Result<url::Url, ValidationError> {
         ));
     }
     if url.fragment().is_some() {
-        return Err(bad("a fragment (#...) is never sent to a server: remove it"));
+        return Err(bad(
+            "a fragment (#...) is never sent to a server: remove it",
+        ));
     }
     Ok(url)
 }
@@ -75,7 +77,7 @@ mod tests {
             "https://user:pw@partner.example/",
             "https://partner.example/cb#frag",
             "not a url",
-            "https:///nohost",
+            "mailto:ops@partner.example",
         ] {
             let err = validate_url_shape(bad).unwrap_err();
             assert_eq!(err.field, "url", "{bad}");
@@ -87,7 +89,10 @@ mod tests {
         assert_eq!("GET".parse::<Method>().unwrap(), Method::Get);
         assert!("DELETE".parse::<Method>().is_err());
         assert!("get".parse::<Method>().is_err());
-        assert_eq!(serde_json::to_string(&Environment::Production).unwrap(), "\"production\"");
+        assert_eq!(
+            serde_json::to_string(&Environment::Production).unwrap(),
+            "\"production\""
+        );
         assert!(serde_json::from_str::<Environment>("\"staging\"").is_err());
     }
 }

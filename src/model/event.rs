@@ -56,7 +56,10 @@ mod tests {
 
     #[test]
     fn get_endpoints_take_proposal_status_only() {
-        assert_eq!(EventType::defaults_for(Method::Get), vec![EventType::ProposalStatus]);
+        assert_eq!(
+            EventType::defaults_for(Method::Get),
+            vec![EventType::ProposalStatus]
+        );
         assert_eq!(EventType::defaults_for(Method::Post).len(), 12);
         assert!(!EventType::ScheduleEvent.carried_by(Method::Get));
     }

@@ -101,7 +101,10 @@ mod tests {
         .unwrap();
         n.validate().unwrap();
         assert_eq!(n.status.unwrap().name(), "Paid");
-        assert_eq!(n.body.unwrap().get(), r#"{"z":1,"a":"Credit or debit executed"}"#);
+        assert_eq!(
+            n.body.unwrap().get(),
+            r#"{"z":1,"a":"Credit or debit executed"}"#
+        );
     }
 
     #[test]

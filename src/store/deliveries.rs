@@ -116,11 +116,12 @@ impl Delivery {
     }
 
     pub async fn get(pool: &PgPool, id: Uuid) -> Result<DeliveryDetail> {
-        let delivery: Delivery = sqlx::query_as(const_format::concatcp!(SELECT, " WHERE d.id = $1"))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-            .ok_or(StoreError::NotFound("delivery"))?;
+        let delivery: Delivery =
+            sqlx::query_as(const_format::concatcp!(SELECT, " WHERE d.id = $1"))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .ok_or(StoreError::NotFound("delivery"))?;
         let attempt_log = sqlx::query_as(
             "SELECT series, attempt, started_at, duration_ms, status_code, error, response_body
              FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",

@@ -48,7 +48,7 @@ const RETURNING: &str = "id, partner_id, environment, url, method, event_types, 
 
 impl Endpoint {
     pub async fn insert(pool: &PgPool, r: &EndpointRecord) -> Result<Endpoint> {
-        Ok(sqlx::query_as(const_format::concatcp!(
+        sqlx::query_as(const_format::concatcp!(
             "INSERT INTO endpoints (id, partner_id, environment, url, method, event_types,
                  auth_type, auth_public, auth_sealed, timeout_ms, max_attempts, enabled)
              SELECT $1, p.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
@@ -70,7 +70,7 @@ impl Endpoint {
         .bind(r.enabled)
         .fetch_optional(pool)
         .await?
-        .ok_or(StoreError::NotFound("partner"))?)
+        .ok_or(StoreError::NotFound("partner"))
     }
 
     /// Rewrites every field; the auth columns only when `r.auth_sealed` is not empty

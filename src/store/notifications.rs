@@ -52,7 +52,9 @@ impl Serialize for JsonText {
 }
 
 pub(crate) fn status_name(status: Option<i16>) -> Option<&'static str> {
-    status.and_then(|s| ProposalStatus::new(s.into()).ok()).map(ProposalStatus::name)
+    status
+        .and_then(|s| ProposalStatus::new(s.into()).ok())
+        .map(ProposalStatus::name)
 }
 
 impl Notification {
@@ -62,19 +64,18 @@ impl Notification {
         tx: &mut Transaction<'static, Postgres>,
         n: &NewNotification,
     ) -> Result<(Uuid, Vec<DeliveryRef>)> {
-        let id: Uuid = sqlx::query_scalar(
-            "SELECT callbackd_enqueue($1, $2, $3, $4, $5, $6, $7::text::json)",
-        )
-        .bind(n.partner_id)
-        .bind(n.environment.as_str())
-        .bind(n.event_type.as_str())
-        .bind(n.proposal)
-        .bind(n.status.map(|s| i32::from(s.id())))
-        .bind(n.identifier.as_deref())
-        .bind(n.body.as_ref().map(|b| b.get()))
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(classify)?;
+        let id: Uuid =
+            sqlx::query_scalar("SELECT callbackd_enqueue($1, $2, $3, $4, $5, $6, $7::text::json)")
+                .bind(n.partner_id)
+                .bind(n.environment.as_str())
+                .bind(n.event_type.as_str())
+                .bind(n.proposal)
+                .bind(n.status.map(|s| i32::from(s.id())))
+                .bind(n.identifier.as_deref())
+                .bind(n.body.as_ref().map(|b| b.get()))
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(classify)?;
         let deliveries = sqlx::query_as(
             "SELECT id, endpoint_id, state FROM deliveries WHERE notification_id = $1 ORDER BY id",
         )

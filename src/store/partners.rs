@@ -77,8 +77,12 @@ impl Partner {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        super::deliveries::cancel_pending(&mut tx, super::deliveries::Scope::Partner(id), "partner deleted")
-            .await?;
+        super::deliveries::cancel_pending(
+            &mut tx,
+            super::deliveries::Scope::Partner(id),
+            "partner deleted",
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

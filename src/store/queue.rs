@@ -57,7 +57,12 @@ pub struct Outcome {
 /// Claims up to `limit` due deliveries of enabled endpoints for `lease_ms`, under
 /// `lease_token`. The attempt counter goes up at claim time, so an attempt whose worker
 /// died still counts and a poison delivery cannot loop forever.
-pub async fn claim(pool: &PgPool, limit: i64, lease_ms: i64, lease_token: Uuid) -> Result<Vec<Claimed>> {
+pub async fn claim(
+    pool: &PgPool,
+    limit: i64,
+    lease_ms: i64,
+    lease_token: Uuid,
+) -> Result<Vec<Claimed>> {
     Ok(sqlx::query_as(
         "WITH due AS (
              SELECT d.id FROM deliveries d

@@ -1,0 +1,12 @@
+//! Black-box tests: the real application on a fresh PostgreSQL database per test, real
+//! HTTP receivers on 127.0.0.1.
+
+mod helpers;
+mod receiver;
+
+mod delivery;
+mod endpoints;
+mod retries;
+mod sql_enqueue;
+mod validation;
+mod workers;
