@@ -3,11 +3,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod dispatch;
 pub mod model;
 pub mod netguard;
+pub mod prometheus;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

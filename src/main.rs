@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use callbackd::cli::{OperatorCommand, Output};
 use callbackd::config::Settings;
 use callbackd::crypto::SecretBox;
 use callbackd::startup::{Application, Role, prepare_database};
@@ -16,6 +17,9 @@ struct Cli {
     /// A TOML file layered over the built-in defaults (config/default.toml).
     #[arg(long, global = true)]
     config: Option<PathBuf>,
+    /// Operator commands print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
     /// Log as text or as one JSON object per line.
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -32,6 +36,8 @@ enum Command {
     },
     /// Create the database if missing and apply the migrations.
     Migrate,
+    #[command(flatten)]
+    Operator(OperatorCommand),
 }
 
 #[tokio::main]
@@ -58,6 +64,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { role } => serve(settings, role).await,
+        Command::Operator(command) => {
+            callbackd::cli::run(&settings, command, Output { json: cli.json }).await
+        }
     }
 }
 

@@ -67,6 +67,7 @@ pub async fn prepare_database(settings: &Settings, secrets: &SecretBox) -> anyho
 impl Application {
     pub async fn build(settings: Settings, role: Role) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
+        crate::prometheus::install();
         let secrets = SecretBox::from_setting(&settings.secret_key)?;
         let pool = prepare_database(&settings, &secrets).await?;
 

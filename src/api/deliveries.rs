@@ -5,8 +5,9 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::extract::{QueryPairs, path_id};
+use super::extract::{ApiJson, QueryPairs, path_id};
 use super::{ApiContext, ApiError};
+use crate::model::{DeliveryState, Environment, EventType};
 use crate::store::{Cursor, Delivery, DeliveryDetail, DeliveryFilter};
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -15,6 +16,7 @@ const MAX_LIMIT: u32 = 500;
 pub fn router() -> Router<ApiContext> {
     Router::new()
         .route("/deliveries", get(list))
+        .route("/deliveries/replay", post(replay_bulk))
         .route("/deliveries/{id}", get(show))
         .route("/deliveries/{id}/replay", post(replay))
         .route("/deliveries/{id}/cancel", post(cancel))
@@ -93,4 +95,36 @@ async fn cancel(
     Ok(Json(
         Delivery::cancel(&ctx.pool, path_id(&id, "delivery")?).await?,
     ))
+}
+
+/// The filter of a bulk replay: the list's filters, as a JSON body.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayFilter {
+    state: Option<DeliveryState>,
+    partner_id: Option<uuid::Uuid>,
+    endpoint_id: Option<uuid::Uuid>,
+    environment: Option<Environment>,
+    event_type: Option<EventType>,
+    proposal: Option<uuid::Uuid>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+}
+
+async fn replay_bulk(
+    State(ctx): State<ApiContext>,
+    ApiJson(f): ApiJson<ReplayFilter>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let filter = DeliveryFilter {
+        state: f.state,
+        partner_id: f.partner_id,
+        endpoint_id: f.endpoint_id,
+        environment: f.environment,
+        event_type: f.event_type,
+        proposal: f.proposal,
+        since: f.since,
+        until: f.until,
+    };
+    let replayed = crate::store::replay_matching(&ctx.pool, &filter, |_| {}).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "replayed": replayed }))))
 }

@@ -158,7 +158,10 @@ async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let partner_id = path_id(&partner_id, "partner")?;
     Partner::get(&ctx.pool, partner_id).await?;
-    let items = Endpoint::list_for_partner(&ctx.pool, partner_id).await?;
+    let mut items = Vec::new();
+    for e in Endpoint::list(&ctx.pool, Some(partner_id)).await? {
+        items.push(e.with_health(&ctx.pool).await?);
+    }
     Ok(Json(serde_json::json!({ "items": items })))
 }
 
@@ -166,9 +169,8 @@ async fn show(
     State(ctx): State<ApiContext>,
     Path(id): Path<String>,
 ) -> Result<Json<Endpoint>, ApiError> {
-    Ok(Json(
-        Endpoint::get(&ctx.pool, path_id(&id, "endpoint")?).await?,
-    ))
+    let endpoint = Endpoint::get(&ctx.pool, path_id(&id, "endpoint")?).await?;
+    Ok(Json(endpoint.with_health(&ctx.pool).await?))
 }
 
 async fn change(

@@ -1,6 +1,7 @@
 //! The HTTP API: one file per resource, one [`ApiContext`], one [`ApiError`].
 
 mod caller;
+mod console;
 mod deliveries;
 mod endpoints;
 mod error;
@@ -42,6 +43,7 @@ pub fn router(ctx: ApiContext) -> Router {
     Router::new()
         .nest("/v1", v1)
         .merge(health::router())
+        .merge(console::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -195,7 +195,9 @@ impl Dispatcher {
             status_code = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
+        ::metrics::gauge!(crate::prometheus::IN_FLIGHT).increment(1.0);
         let outcome = self.attempt(&c, lease_token).instrument(span).await;
+        ::metrics::gauge!(crate::prometheus::IN_FLIGHT).decrement(1.0);
         // If the completer is gone the process is stopping: the lease brings it back.
         let _ = outcomes.send(outcome).await;
         drop(permit);
@@ -241,6 +243,12 @@ impl Dispatcher {
             );
             Next::RetryAfterMs(delay as i64)
         };
+        let label = match next {
+            Next::Delivered => "delivered",
+            Next::RetryAfterMs(_) => "failed_attempt",
+            Next::Dead => "dead",
+        };
+        crate::prometheus::record_attempt(&c.partner_id, label, result.duration);
         Outcome {
             delivery_id: c.id,
             lease_token,

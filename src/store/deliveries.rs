@@ -53,7 +53,7 @@ pub struct DeliveryDetail {
 }
 
 /// The filters of `GET /v1/deliveries`; every field optional.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryFilter {
     pub state: Option<DeliveryState>,
     pub partner_id: Option<Uuid>,
@@ -70,6 +70,10 @@ const SELECT: &str = "SELECT d.id, d.notification_id, d.partner_id, d.endpoint_i
         d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
         d.delivered_at
      FROM deliveries d JOIN notifications n ON n.id = d.notification_id";
+
+/// What a replay does to a delivery: pending again, due now, a new series from attempt 1.
+pub(crate) const REPLAY_SET: &str = "state = 'pending', series = series + 1, attempts = 0,
+    next_attempt_at = now(), locked_until = NULL, lease_token = NULL, updated_at = now()";
 
 /// Which pending deliveries a configuration change cancels.
 pub(crate) enum Scope {
@@ -152,12 +156,11 @@ impl Delivery {
                 )));
             }
         }
-        sqlx::query(
-            "UPDATE deliveries SET state = 'pending', series = series + 1, attempts = 0,
-                 next_attempt_at = now(), locked_until = NULL, lease_token = NULL,
-                 updated_at = now()
-             WHERE id = $1",
-        )
+        sqlx::query(const_format::concatcp!(
+            "UPDATE deliveries SET ",
+            REPLAY_SET,
+            " WHERE id = $1"
+        ))
         .bind(id)
         .execute(&mut *tx)
         .await?;
@@ -194,7 +197,7 @@ impl Delivery {
     }
 }
 
-fn push_filter(q: &mut QueryBuilder<Postgres>, f: &DeliveryFilter) {
+pub(crate) fn push_filter(q: &mut QueryBuilder<Postgres>, f: &DeliveryFilter) {
     if let Some(v) = f.state {
         q.push(" AND d.state = ").push_bind(v.as_str());
     }

@@ -3,7 +3,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Result, StoreError};
+use super::{EndpointHealth, Result, StoreError};
 use crate::model::{Environment, Method};
 
 /// An endpoint as the API shows it: the auth object only as its public view.
@@ -24,6 +24,10 @@ pub struct Endpoint {
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Filled in by [`Endpoint::with_health`] where a view shows it.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<EndpointHealth>,
 }
 
 /// What is written for an endpoint: every field validated, the auth object sealed.
@@ -76,7 +80,7 @@ impl Endpoint {
     /// Rewrites every field; the auth columns only when `r.auth_sealed` is not empty
     /// (a PATCH without `auth` keeps the stored credentials).
     pub async fn update(pool: &PgPool, r: &EndpointRecord) -> Result<Endpoint> {
-        sqlx::query_as(const_format::concatcp!(
+        let updated = sqlx::query_as(const_format::concatcp!(
             "UPDATE endpoints SET environment = $2, url = $3, method = $4, event_types = $5,
                  auth_type = CASE WHEN length($7) > 0 THEN $6 ELSE auth_type END,
                  auth_public = CASE WHEN length($7) > 0 THEN $8 ELSE auth_public END,
@@ -99,7 +103,18 @@ impl Endpoint {
         .bind(r.enabled)
         .fetch_optional(pool)
         .await?
-        .ok_or(StoreError::NotFound("endpoint"))
+        .ok_or(StoreError::NotFound("endpoint"))?;
+        // Re-enabled (or re-pointed): its waiting deliveries are due now.
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(super::WAKE_CHANNEL)
+            .execute(pool)
+            .await?;
+        Ok(updated)
+    }
+
+    pub async fn with_health(mut self, pool: &PgPool) -> Result<Endpoint> {
+        self.health = Some(EndpointHealth::of(pool, self.id).await?);
+        Ok(self)
     }
 
     pub async fn get(pool: &PgPool, id: Uuid) -> Result<Endpoint> {
@@ -114,12 +129,13 @@ impl Endpoint {
         .ok_or(StoreError::NotFound("endpoint"))
     }
 
-    pub async fn list_for_partner(pool: &PgPool, partner_id: Uuid) -> Result<Vec<Endpoint>> {
+    /// A partner's endpoints, or every endpoint when `partner_id` is None.
+    pub async fn list(pool: &PgPool, partner_id: Option<Uuid>) -> Result<Vec<Endpoint>> {
         Ok(sqlx::query_as(const_format::concatcp!(
             "SELECT ",
             RETURNING,
-            " FROM endpoints WHERE partner_id = $1 AND deleted_at IS NULL
-              ORDER BY environment, created_at, id"
+            " FROM endpoints WHERE ($1::uuid IS NULL OR partner_id = $1) AND deleted_at IS NULL
+              ORDER BY partner_id, environment, created_at, id"
         ))
         .bind(partner_id)
         .fetch_all(pool)

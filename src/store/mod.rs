@@ -1,9 +1,11 @@
 //! All SQL lives here, one file per table group, written in plain sight (runtime-checked
 //! queries: a clean clone builds without a database).
 
+mod bulk;
 mod cursor;
 mod deliveries;
 mod endpoints;
+mod health;
 mod keyring;
 mod notifications;
 mod partners;
@@ -15,9 +17,11 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
+pub use bulk::replay_matching;
 pub use cursor::Cursor;
 pub use deliveries::{Attempt, Delivery, DeliveryDetail, DeliveryFilter};
 pub use endpoints::{Endpoint, EndpointRecord};
+pub use health::EndpointHealth;
 pub use keyring::verify_or_init_key;
 pub use notifications::{DeliveryRef, Notification};
 pub use partners::Partner;

@@ -153,10 +153,11 @@ pub async fn complete(pool: &PgPool, outcomes: &[Outcome]) -> Result<()> {
              RETURNING d.id
          )
          INSERT INTO delivery_attempts
-             (delivery_id, series, attempt, started_at, duration_ms, status_code, error,
-              response_body)
-         SELECT id, series, attempt, started_at, duration_ms, status_code, error, response_body
-         FROM o",
+             (delivery_id, endpoint_id, series, attempt, started_at, duration_ms, status_code,
+              error, response_body)
+         SELECT o.id, d.endpoint_id, o.series, o.attempt, o.started_at, o.duration_ms,
+                o.status_code, o.error, o.response_body
+         FROM o JOIN deliveries d ON d.id = o.id",
     )
     .bind(&ids)
     .bind(&tokens)

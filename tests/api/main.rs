@@ -6,6 +6,7 @@ mod receiver;
 
 mod delivery;
 mod endpoints;
+mod operators;
 mod retries;
 mod sql_enqueue;
 mod validation;

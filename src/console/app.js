@@ -1,0 +1,184 @@
+// callbackd operator console: plain JavaScript over the /v1 API. Everything that comes from
+// the API (partner answers included) is written with textContent, never as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let token = sessionStorage.getItem("callbackd-token") || "";
+let cursor = null;
+
+function say(text, isError) {
+  const m = $("message");
+  m.textContent = text;
+  m.style.color = isError ? "#ffb4ab" : "#c8f7c5";
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: { Authorization: "Bearer " + token } };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const r = await fetch(path, init);
+  const data = r.status === 204 ? null : await r.json();
+  if (!r.ok) {
+    throw new Error((data && data.error && data.error.message) || ("HTTP " + r.status));
+  }
+  return data;
+}
+
+function cell(row, text, cls) {
+  const td = document.createElement("td");
+  td.textContent = text === null || text === undefined ? "-" : String(text);
+  if (cls) td.className = cls;
+  row.appendChild(td);
+  return td;
+}
+
+function when(t) {
+  return t ? new Date(t).toLocaleString() : "-";
+}
+
+function filterQuery() {
+  const params = new URLSearchParams();
+  for (const el of $("filters").elements) {
+    if (el.name && el.value.trim()) params.set(el.name, el.value.trim());
+  }
+  params.set("limit", "50");
+  return params;
+}
+
+async function loadDeliveries(append) {
+  const params = filterQuery();
+  if (append && cursor) params.set("cursor", cursor);
+  try {
+    const page = await api("GET", "/v1/deliveries?" + params);
+    const body = $("deliveries");
+    if (!append) body.replaceChildren();
+    for (const d of page.items) {
+      const tr = document.createElement("tr");
+      tr.className = "row";
+      tr.dataset.id = d.id;
+      cell(tr, when(d.created_at));
+      cell(tr, d.state, "state state-" + d.state);
+      cell(tr, d.event_type);
+      cell(tr, d.status === null ? null : d.status + " " + (d.status_name || ""));
+      cell(tr, d.attempts + (d.series > 1 ? " (series " + d.series + ")" : ""));
+      cell(tr, d.last_status_code);
+      cell(tr, d.last_error);
+      tr.addEventListener("click", () => showDelivery(d.id));
+      body.appendChild(tr);
+    }
+    cursor = page.next_cursor;
+    $("more").hidden = !cursor;
+    say(body.children.length + " deliveries");
+  } catch (e) {
+    say(e.message, true);
+  }
+}
+
+async function showDelivery(id) {
+  try {
+    const d = await api("GET", "/v1/deliveries/" + id);
+    const box = $("detail");
+    box.className = "";
+    box.replaceChildren();
+    const dl = document.createElement("dl");
+    const pairs = [
+      ["id", d.id], ["state", d.state], ["event", d.event_type + " (" + d.environment + ")"],
+      ["proposal", d.proposal], ["status", d.status === null ? null : d.status + " " + (d.status_name || "")],
+      ["partner", d.partner_id], ["endpoint", d.endpoint_id],
+      ["attempts", d.attempts + " (series " + d.series + ")"],
+      ["next attempt", d.state === "pending" ? when(d.next_attempt_at) : "-"],
+      ["last error", d.last_error],
+    ];
+    for (const [k, v] of pairs) {
+      const dt = document.createElement("dt");
+      dt.textContent = k;
+      const dd = document.createElement("dd");
+      dd.textContent = v === null || v === undefined ? "-" : String(v);
+      if (k === "state") dd.id = "detail-state";
+      dl.append(dt, dd);
+    }
+    box.appendChild(dl);
+    const actions = document.createElement("p");
+    if (d.state === "dead" || d.state === "canceled") {
+      const b = document.createElement("button");
+      b.id = "replay";
+      b.textContent = "Replay";
+      b.addEventListener("click", async () => {
+        try { await api("POST", "/v1/deliveries/" + id + "/replay", {}); say("replayed"); }
+        catch (e) { say(e.message, true); }
+        showDelivery(id); loadDeliveries(false);
+      });
+      actions.appendChild(b);
+    }
+    if (d.state === "pending") {
+      const b = document.createElement("button");
+      b.id = "cancel";
+      b.textContent = "Cancel";
+      b.addEventListener("click", async () => {
+        if (!confirm("Cancel this delivery? It will never be sent again.")) return;
+        try { await api("POST", "/v1/deliveries/" + id + "/cancel", {}); say("canceled"); }
+        catch (e) { say(e.message, true); }
+        showDelivery(id); loadDeliveries(false);
+      });
+      actions.appendChild(b);
+    }
+    box.appendChild(actions);
+    const t = document.createElement("table");
+    t.id = "attempts";
+    const head = document.createElement("tr");
+    for (const h of ["series", "attempt", "started", "ms", "code", "error", "response"]) {
+      const th = document.createElement("th");
+      th.textContent = h;
+      head.appendChild(th);
+    }
+    t.appendChild(head);
+    for (const a of d.attempt_log) {
+      const tr = document.createElement("tr");
+      cell(tr, a.series); cell(tr, a.attempt); cell(tr, when(a.started_at));
+      cell(tr, a.duration_ms); cell(tr, a.status_code); cell(tr, a.error);
+      const pre = document.createElement("pre");
+      pre.textContent = a.response_body || "";
+      cell(tr, "").replaceChildren(pre);
+      t.appendChild(tr);
+    }
+    box.appendChild(t);
+  } catch (e) {
+    say(e.message, true);
+  }
+}
+
+async function loadEndpoints() {
+  try {
+    const partners = await api("GET", "/v1/partners");
+    const body = $("endpoints");
+    body.replaceChildren();
+    for (const p of partners.items) {
+      const eps = await api("GET", "/v1/partners/" + p.id + "/endpoints");
+      for (const e of eps.items) {
+        const h = e.health || {};
+        const tr = document.createElement("tr");
+        cell(tr, p.name); cell(tr, e.environment); cell(tr, e.method); cell(tr, e.url);
+        cell(tr, e.enabled ? "yes" : "no"); cell(tr, when(h.last_success_at));
+        cell(tr, h.failure_streak); cell(tr, h.pending); cell(tr, h.dead, h.dead > 0 ? "state-dead" : "");
+        body.appendChild(tr);
+      }
+    }
+  } catch (e) {
+    say(e.message, true);
+  }
+}
+
+function connect() {
+  token = $("token").value.trim() || token;
+  sessionStorage.setItem("callbackd-token", token);
+  loadDeliveries(false);
+  loadEndpoints();
+}
+
+$("token").value = token;
+$("use-token").addEventListener("click", connect);
+$("filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadDeliveries(false); });
+$("more").addEventListener("click", () => loadDeliveries(true));
+if (token) connect();

@@ -1,0 +1,56 @@
+//! Bulk replay: every dead (or canceled) delivery matching a filter goes back to pending, in
+//! chunks of their own transactions so a large replay never holds many locks for long.
+
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::deliveries::{REPLAY_SET, push_filter, wake};
+use super::{DeliveryFilter, Result, StoreError};
+use crate::model::{DeliveryState, ValidationError};
+
+const CHUNK: i64 = 500;
+
+/// Replays what matches `filter` (state `dead` when the filter names none) and returns how
+/// many were replayed; `progress` hears the running total after each chunk.
+pub async fn replay_matching(
+    pool: &PgPool,
+    filter: &DeliveryFilter,
+    mut progress: impl FnMut(u64),
+) -> Result<u64> {
+    let mut filter = filter.clone();
+    match filter.state.get_or_insert(DeliveryState::Dead) {
+        DeliveryState::Dead | DeliveryState::Canceled => {}
+        other => {
+            return Err(StoreError::Invalid(ValidationError::new(
+                "state",
+                format!("only dead or canceled deliveries can be replayed, not {other}"),
+            )));
+        }
+    }
+    // Rows replayed here that fail and die again during the run are not taken twice.
+    let started: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
+    let mut total = 0u64;
+    loop {
+        let mut tx = pool.begin().await?;
+        let mut q = QueryBuilder::<Postgres>::new(
+            "WITH picked AS (SELECT d.id FROM deliveries d WHERE d.updated_at < ",
+        );
+        q.push_bind(started);
+        push_filter(&mut q, &filter);
+        q.push(" ORDER BY d.id LIMIT ")
+            .push_bind(CHUNK)
+            .push(" FOR UPDATE OF d SKIP LOCKED) UPDATE deliveries SET ")
+            .push(REPLAY_SET)
+            .push(" FROM picked WHERE deliveries.id = picked.id RETURNING deliveries.id");
+        let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+        if ids.is_empty() {
+            tx.rollback().await?;
+            return Ok(total);
+        }
+        wake(&mut tx).await?;
+        tx.commit().await?;
+        total += ids.len() as u64;
+        progress(total);
+    }
+}
