@@ -107,8 +107,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
-    // Last: dropped after the pool's users; kept only for its Drop.
-    _db: TestDb,
+    // Last: dropped after the pool's users.
+    db: TestDb,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -142,11 +142,16 @@ pub async fn spawn_on(db: TestDb, role: Role, tweak: impl FnOnce(&mut Settings))
         client: reqwest::Client::builder().no_proxy().build().unwrap(),
         shutdown,
         handle: Some(handle),
-        _db: db,
+        db,
     }
 }
 
 impl TestApp {
+    /// The URL of this test's database (for processes started by the test).
+    pub fn database_url(&self) -> &str {
+        &self.db.url
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

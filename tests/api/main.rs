@@ -4,6 +4,7 @@
 mod helpers;
 mod receiver;
 
+mod cli;
 mod delivery;
 mod endpoints;
 mod operators;

@@ -1,0 +1,172 @@
+//! The operator console in a real headless Chromium, driven over WebDriver (chromedriver):
+//! it lists a dead delivery, shows its attempts, and its Replay button makes the delivery
+//! pending again in the database.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
+
+#[path = "../api/helpers.rs"]
+#[allow(dead_code)]
+mod helpers;
+#[path = "../api/receiver.rs"]
+#[allow(dead_code)]
+mod receiver;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{ClientBuilder, Locator};
+use serde_json::json;
+
+use helpers::spawn_app;
+use receiver::{Receiver, Reply};
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_chromedriver() -> (Driver, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is installed (apt-get install chromium chromium-driver)");
+    (Driver(child), port)
+}
+
+async fn browser(port: u16) -> fantoccini::Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-quic", "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--window-size=1400,900"]
+        }),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => return c,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("cannot start Chromium through chromedriver: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_lists_a_dead_delivery_shows_its_attempts_and_replays_it() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    rx.always(Reply::status(500).with_body("partner says: database locked"));
+    let partner = app.create_partner("Acme Bank").await;
+    app.create_endpoint(
+        partner,
+        json!({"environment": "production", "url": format!("{}/cb", rx.base), "method": "POST", "max_attempts": 2}),
+    )
+    .await;
+    let n = app
+        .enqueue(json!({"partner_id": partner, "environment": "production", "event_type": "proposal.status",
+                        "proposal": "7d1e4c5a-2b3f-4a6e-9c8d-1e2f3a4b5c6d", "status": 9}))
+        .await;
+    let id = n["deliveries"][0]["id"].as_str().unwrap().to_string();
+    app.wait_for_state(&id, "dead", Duration::from_secs(10))
+        .await;
+
+    let (_driver, port) = start_chromedriver();
+    let c = browser(port).await;
+    c.goto(&app.url("/console")).await.unwrap();
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(&app.token)
+        .await
+        .unwrap();
+    c.find(Locator::Id("use-token"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    let row = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&format!("tr[data-id='{id}']")))
+        .await
+        .expect("the dead delivery is listed");
+    assert!(row.text().await.unwrap().contains("dead"));
+    row.click().await.unwrap();
+    let attempts = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Id("attempts"))
+        .await
+        .unwrap();
+    let text = attempts.text().await.unwrap();
+    assert!(
+        text.contains("500") && text.contains("partner says: database locked"),
+        "{text}"
+    );
+    assert!(text.contains("http 500"), "{text}");
+    // The endpoint health table shows the dead delivery too.
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(
+            "//tbody[@id='endpoints']/tr[contains(., 'Acme Bank')]",
+        ))
+        .await
+        .unwrap();
+
+    if let Ok(path) = std::env::var("CALLBACKD_CONSOLE_SCREENSHOT") {
+        std::fs::write(path, c.screenshot().await.unwrap()).unwrap();
+    }
+
+    rx.always(Reply::status(200));
+    c.find(Locator::Id("replay"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (state, series): (String, i32) =
+            sqlx::query_as("SELECT state, series FROM deliveries WHERE id = $1::uuid")
+                .bind(&id)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        if series == 2 {
+            assert!(state == "pending" || state == "delivered", "{state}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Replay click never reached the database"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.wait_for_state(&id, "delivered", Duration::from_secs(10))
+        .await;
+    c.close().await.unwrap();
+}
