@@ -36,6 +36,8 @@ enum Command {
     },
     /// Create the database if missing and apply the migrations.
     Migrate,
+    /// A guided tour: callbackd with a sample partner, on a database of its own (<name>_demo).
+    Demo,
     #[command(flatten)]
     Operator(OperatorCommand),
 }
@@ -43,7 +45,13 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    // The demo talks to a person on stdout: keep the log to warnings unless RUST_LOG says otherwise.
+    let default_level = if matches!(cli.command, Command::Demo) {
+        "warn"
+    } else {
+        "info"
+    };
+    telemetry::init(cli.log_format, default_level);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -64,6 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve { role } => serve(settings, role).await,
+        Command::Demo => callbackd::demo::run(settings).await,
         Command::Operator(command) => {
             callbackd::cli::run(&settings, command, Output { json: cli.json }).await
         }
@@ -90,25 +99,8 @@ async fn serve(settings: Settings, role: Role) -> anyhow::Result<()> {
     }
     tracing::info!(?role, "callbackd started");
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn(callbackd::startup::cancel_on_signal(shutdown.clone()));
     app.run_until(shutdown).await?;
     tracing::info!("callbackd stopped");
     Ok(())
-}
-
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("signal received: shutting down");
-    shutdown.cancel();
 }

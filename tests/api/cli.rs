@@ -116,3 +116,83 @@ async fn list_show_replay_and_cancel_from_the_command_line() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_delivers_samples_dead_letters_the_flaky_endpoint_and_says_where_to_look() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let app = spawn_app().await; // only for its database name; the demo uses <name>_demo
+    let demo_url = format!("{}_demo", app.database_url());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_callbackd"))
+        .arg("demo")
+        .env("DATABASE_URL", app.database_url())
+        .env("CALLBACKD_LISTEN", "127.0.0.1:0")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // Three attempts of each flaky delivery, 0.5 s and 1 s apart.
+    while !(seen.contains("/console") && seen.matches("attempt 3] -> 503").count() >= 3) {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("demo output so far:\n{seen}"))
+            .unwrap()
+            .expect("demo still running");
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    assert!(seen.contains("GET /hml/callback?proposal="), "{seen}");
+    assert!(
+        seen.contains("POST /prd/callback  [schedule.event"),
+        "{seen}"
+    );
+    assert!(seen.contains("deliveries list --state dead"), "{seen}");
+
+    let demo = sqlx::PgPool::connect(&demo_url).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'dead'")
+            .fetch_one(&demo)
+            .await
+            .unwrap();
+        if dead == 3 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{dead} dead");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let delivered: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'delivered'")
+            .fetch_one(&demo)
+            .await
+            .unwrap();
+    assert!(delivered >= 7, "{delivered}");
+    demo.close().await;
+
+    // SIGTERM: the demo stops cleanly.
+    let pid = child.id().unwrap() as i32;
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&crate::helpers::admin_url())
+        .await
+        .unwrap();
+    let name = demo_url.rsplit('/').next().unwrap().to_string();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+}
