@@ -36,6 +36,8 @@ enum Command {
     },
     /// Create the database if missing and apply the migrations.
     Migrate,
+    /// Measure the delivery pipeline (see the README's Performance section).
+    Bench(callbackd::bench::BenchArgs),
     /// A guided tour: callbackd with a sample partner, on a database of its own (<name>_demo).
     Demo,
     #[command(flatten)]
@@ -73,6 +75,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { role } => serve(settings, role).await,
         Command::Demo => callbackd::demo::run(settings).await,
+        Command::Bench(args) => callbackd::bench::run(settings, args).await,
         Command::Operator(command) => {
             callbackd::cli::run(&settings, command, Output { json: cli.json }).await
         }

@@ -1,0 +1,440 @@
+//! `callbackd bench <scenario>`: the delivery pipeline measured end to end against the real
+//! PostgreSQL, with a worker process under test and a fast receiver on 127.0.0.1.
+//! Prints one JSON line per scenario, then a table.
+
+mod process;
+mod receiver;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::config::Settings;
+use crate::crypto::SecretBox;
+use crate::model::{Environment, Method};
+use crate::store::{Endpoint, EndpointRecord, Partner};
+use process::{Usage, Worker};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    Burst,
+    Steady,
+    SlowPartner,
+    Backlog,
+    All,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// Deliveries for burst and slow-partner.
+    #[arg(long, default_value_t = 100_000)]
+    deliveries: u64,
+    /// Pending rows for backlog.
+    #[arg(long, default_value_t = 1_000_000)]
+    backlog: u64,
+    /// Offered rate for steady, per second.
+    #[arg(long, default_value_t = 1000)]
+    rate: u64,
+    /// Duration of steady, seconds.
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Endpoints (one partner each).
+    #[arg(long, default_value_t = 100)]
+    endpoints: usize,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct Report {
+    scenario: &'static str,
+    deliveries: i64,
+    deliveries_per_s: f64,
+    latency_ms_p50: f64,
+    latency_ms_p95: f64,
+    latency_ms_p99: f64,
+    latency_ms_max: f64,
+    cpu_s_per_1000: f64,
+    peak_rss_mb: f64,
+    db_transactions_per_delivery: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+const KEY: &str = "YmVuY2htYXJrLWtleS0wMTIzNDU2Nzg5MDEyMzQ1Njc="; // 32 bytes, bench only
+
+pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
+    let scenarios: &[Scenario] = match args.scenario {
+        Scenario::All => &[
+            Scenario::Burst,
+            Scenario::Steady,
+            Scenario::SlowPartner,
+            Scenario::Backlog,
+        ],
+        one => std::slice::from_ref(match one {
+            Scenario::Burst => &Scenario::Burst,
+            Scenario::Steady => &Scenario::Steady,
+            Scenario::SlowPartner => &Scenario::SlowPartner,
+            _ => &Scenario::Backlog,
+        }),
+    };
+    let mut reports = Vec::new();
+    for s in scenarios {
+        let report = match s {
+            Scenario::Burst => burst(&settings, &args, false).await?,
+            Scenario::SlowPartner => burst(&settings, &args, true).await?,
+            Scenario::Steady => steady(&settings, &args).await?,
+            _ => backlog(&settings, &args).await?,
+        };
+        println!("{}", serde_json::to_string(&report)?);
+        reports.push(report);
+    }
+    print_table(&reports);
+    Ok(())
+}
+
+/// A fresh `<name>_bench` database, migrated.
+async fn fresh_database(settings: &Settings) -> anyhow::Result<(String, PgPool, SecretBox)> {
+    let mut url = url::Url::parse(&settings.database_url)?;
+    let name = format!("{}_bench", url.path().trim_start_matches('/'));
+    url.set_path(&name);
+    let mut admin_url = url.clone();
+    admin_url.set_path("postgres");
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(admin_url.as_str()).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await?;
+    let mut s = settings.clone();
+    s.database_url = url.to_string();
+    s.secret_key = KEY.into();
+    let secrets = SecretBox::from_setting(KEY)?;
+    let pool = crate::startup::prepare_database(&s, &secrets).await?;
+    Ok((url.to_string(), pool, secrets))
+}
+
+/// One partner per endpoint; paths say how the receiver answers.
+async fn register(
+    pool: &PgPool,
+    secrets: &SecretBox,
+    base: &str,
+    paths: &[&str],
+) -> anyhow::Result<Vec<Uuid>> {
+    let mut partners = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        let p = Partner::create(pool, &format!("bench-{i}")).await?;
+        let id = Uuid::now_v7();
+        Endpoint::insert(
+            pool,
+            &EndpointRecord {
+                id,
+                partner_id: p.id,
+                environment: Environment::Production,
+                url: format!("{base}/{path}/{i}"),
+                method: Method::Post,
+                event_types: vec!["proposal.status".into()],
+                auth_type: "none".into(),
+                auth_public: serde_json::json!({"type": "none"}),
+                auth_sealed: secrets.seal(br#"{"type":"none"}"#, id.as_bytes()),
+                timeout_ms: if *path == "hang" { 2000 } else { 15000 },
+                max_attempts: 10,
+                enabled: true,
+            },
+        )
+        .await?;
+        partners.push(p.id);
+    }
+    Ok(partners)
+}
+
+/// `per_partner` proposal.status notifications for each partner, one statement per partner.
+async fn enqueue_bulk(pool: &PgPool, partners: &[Uuid], per_partner: u64) -> anyhow::Result<()> {
+    for p in partners {
+        sqlx::query(
+            "SELECT count(callbackd_enqueue($1, 'production', 'proposal.status', gen_random_uuid(),
+                                           (g % 12)::int, 'BENCH-' || g))
+             FROM generate_series(1, $2) g",
+        )
+        .bind(p)
+        .bind(per_partner as i64)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn commits(pool: &PgPool) -> anyhow::Result<i64> {
+    // Statistics are flushed lazily: give them a moment.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let _ = sqlx::query("SELECT pg_stat_clear_snapshot()")
+        .execute(pool)
+        .await;
+    Ok(sqlx::query_scalar(
+        "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Latency percentiles (ms) of delivered deliveries whose endpoint URL matches `like`.
+async fn latencies(pool: &PgPool, like: &str) -> anyhow::Result<(i64, [f64; 4])> {
+    let row: (i64, Option<f64>, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
+        "SELECT count(*),
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
+                percentile_cont(0.95) WITHIN GROUP (ORDER BY ms),
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY ms),
+                max(ms)
+         FROM (SELECT extract(epoch FROM d.delivered_at - n.created_at) * 1000 AS ms
+               FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+               JOIN endpoints e ON e.id = d.endpoint_id
+               WHERE d.state = 'delivered' AND e.url LIKE $1) x",
+    )
+    .bind(like)
+    .fetch_one(pool)
+    .await?;
+    Ok((
+        row.0,
+        [
+            row.1.unwrap_or(0.0),
+            row.2.unwrap_or(0.0),
+            row.3.unwrap_or(0.0),
+            row.4.unwrap_or(0.0),
+        ],
+    ))
+}
+
+async fn wait_delivered(
+    pool: &PgPool,
+    like: &str,
+    want: i64,
+    usage: impl Fn() -> Usage,
+    peak: &mut Usage,
+) -> anyhow::Result<()> {
+    loop {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id
+             WHERE d.state = 'delivered' AND e.url LIKE $1",
+        )
+        .bind(like)
+        .fetch_one(pool)
+        .await?;
+        let u = usage();
+        if u.peak_rss_mb > 0.0 {
+            *peak = u;
+        }
+        if n >= want {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn worker_env(args: &BenchArgs) -> Vec<(&'static str, String)> {
+    let _ = args;
+    vec![("CALLBACKD_SECRET_KEY", KEY.to_string())]
+}
+
+async fn burst(settings: &Settings, args: &BenchArgs, slow: bool) -> anyhow::Result<Report> {
+    let (url, pool, secrets) = fresh_database(settings).await?;
+    let (base, counts) = receiver::start().await?;
+    let mut paths = vec!["ok"; args.endpoints];
+    if slow {
+        paths[0] = "hang";
+        paths[1] = "fail";
+    }
+    let partners = register(&pool, &secrets, &base, &paths).await?;
+    let per = args.deliveries / args.endpoints as u64;
+    enqueue_bulk(&pool, &partners, per).await?;
+    let healthy = (per as usize * paths.iter().filter(|p| **p == "ok").count()) as i64;
+
+    let before = commits(&pool).await?;
+    let started = Instant::now();
+    let worker = Worker::spawn(&url, &worker_env(args))?;
+    let mut usage = Usage::default();
+    wait_delivered(&pool, "%/ok/%", healthy, || worker.usage(), &mut usage).await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let usage_end = worker.usage();
+    worker.stop().await?;
+    let after = commits(&pool).await?;
+    let (n, l) = latencies(&pool, "%/ok/%").await?;
+    let note = slow.then(|| {
+        format!(
+            "healthy endpoints only; the hanging one got {} requests, the failing one {}",
+            counts.hang.load(Ordering::Relaxed),
+            counts.fail.load(Ordering::Relaxed)
+        )
+    });
+    Ok(Report {
+        scenario: if slow { "slow-partner" } else { "burst" },
+        deliveries: n,
+        deliveries_per_s: n as f64 / elapsed,
+        latency_ms_p50: l[0],
+        latency_ms_p95: l[1],
+        latency_ms_p99: l[2],
+        latency_ms_max: l[3],
+        cpu_s_per_1000: usage_end.cpu_seconds.max(usage.cpu_seconds) * 1000.0 / n.max(1) as f64,
+        peak_rss_mb: usage_end.peak_rss_mb.max(usage.peak_rss_mb),
+        db_transactions_per_delivery: (after - before) as f64 / n.max(1) as f64,
+        note,
+    })
+}
+
+async fn steady(settings: &Settings, args: &BenchArgs) -> anyhow::Result<Report> {
+    let (url, pool, secrets) = fresh_database(settings).await?;
+    let (base, _) = receiver::start().await?;
+    let partners = register(&pool, &secrets, &base, &vec!["ok"; args.endpoints]).await?;
+    let worker = Worker::spawn(&url, &worker_env(args))?;
+    tokio::time::sleep(Duration::from_secs(1)).await; // let it start and LISTEN
+    let before = commits(&pool).await?;
+
+    // One small transaction every 10 ms, like a platform committing status changes.
+    let per_tick = (args.rate / 100).max(1);
+    let ticks = args.seconds * 100;
+    let mut interval = tokio::time::interval(Duration::from_millis(10));
+    let mut next = 0usize;
+    for _ in 0..ticks {
+        interval.tick().await;
+        let batch: Vec<Uuid> = (0..per_tick)
+            .map(|_| {
+                next = (next + 1) % partners.len();
+                partners[next]
+            })
+            .collect();
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            sqlx::query(
+                "SELECT count(callbackd_enqueue(p, 'production', 'proposal.status',
+                                                gen_random_uuid(), 2, 'STEADY'))
+                 FROM unnest($1::uuid[]) p",
+            )
+            .bind(batch)
+            .execute(&pool)
+            .await
+        });
+    }
+    let total = (per_tick * ticks) as i64;
+    let mut usage = Usage::default();
+    wait_delivered(&pool, "%/ok/%", total, || worker.usage(), &mut usage).await?;
+    let usage_end = worker.usage();
+    worker.stop().await?;
+    let after = commits(&pool).await?;
+    let (n, l) = latencies(&pool, "%/ok/%").await?;
+    Ok(Report {
+        scenario: "steady",
+        deliveries: n,
+        deliveries_per_s: n as f64 / args.seconds as f64,
+        latency_ms_p50: l[0],
+        latency_ms_p95: l[1],
+        latency_ms_p99: l[2],
+        latency_ms_max: l[3],
+        cpu_s_per_1000: usage_end.cpu_seconds * 1000.0 / n.max(1) as f64,
+        peak_rss_mb: usage_end.peak_rss_mb.max(usage.peak_rss_mb),
+        // Includes the enqueue transactions (one per 10 notifications).
+        db_transactions_per_delivery: (after - before) as f64 / n.max(1) as f64,
+        note: Some(format!(
+            "offered {} per s for {} s",
+            args.rate, args.seconds
+        )),
+    })
+}
+
+async fn backlog(settings: &Settings, args: &BenchArgs) -> anyhow::Result<Report> {
+    let (url, pool, secrets) = fresh_database(settings).await?;
+    let (base, _) = receiver::start().await?;
+    let partners = register(&pool, &secrets, &base, &vec!["ok"; args.endpoints]).await?;
+    let per = args.backlog / args.endpoints as u64;
+    let staging = Instant::now();
+    enqueue_bulk(&pool, &partners, per).await?;
+    sqlx::query("VACUUM ANALYZE deliveries")
+        .execute(&pool)
+        .await?;
+    eprintln!(
+        "backlog of {} staged in {:.1} s",
+        per * args.endpoints as u64,
+        staging.elapsed().as_secs_f64()
+    );
+    let total = (per * args.endpoints as u64) as i64;
+
+    let before = commits(&pool).await?;
+    let started = Instant::now();
+    let worker = Worker::spawn(&url, &worker_env(args))?;
+    // Throughput and memory per tenth of the backlog: neither may degrade as it drains.
+    let mut segments: Vec<(f64, f64)> = Vec::new();
+    let mut last = (Instant::now(), 0i64);
+    let mut peak;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let n: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'delivered'")
+                .fetch_one(&pool)
+                .await?;
+        let u = worker.usage();
+        peak = u;
+        let rate = (n - last.1) as f64 / last.0.elapsed().as_secs_f64();
+        segments.push((rate, u.rss_mb));
+        eprintln!("  {n:>8} delivered  {rate:>8.0}/s  rss {:.0} MB", u.rss_mb);
+        last = (Instant::now(), n);
+        if n >= total {
+            break;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    worker.stop().await?;
+    let after = commits(&pool).await?;
+    let mid = &segments[1.min(segments.len() - 1)..segments.len().saturating_sub(1).max(1)];
+    let first = mid.first().map(|s| s.0).unwrap_or(0.0);
+    let lastr = mid.last().map(|s| s.0).unwrap_or(0.0);
+    Ok(Report {
+        scenario: "backlog",
+        deliveries: total,
+        deliveries_per_s: total as f64 / elapsed,
+        cpu_s_per_1000: peak.cpu_seconds * 1000.0 / total.max(1) as f64,
+        peak_rss_mb: peak.peak_rss_mb,
+        db_transactions_per_delivery: (after - before) as f64 / total.max(1) as f64,
+        note: Some(format!(
+            "throughput early {first:.0}/s, late {lastr:.0}/s; rss early {:.0} MB, late {:.0} MB",
+            mid.first().map(|s| s.1).unwrap_or(0.0),
+            mid.last().map(|s| s.1).unwrap_or(0.0)
+        )),
+        ..Report::default()
+    })
+}
+
+fn print_table(reports: &[Report]) {
+    let mut t = crate::cli::table_for_bench(&[
+        "scenario",
+        "deliveries",
+        "per s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "max ms",
+        "CPU s/1000",
+        "peak RSS MB",
+        "tx/delivery",
+    ]);
+    for r in reports {
+        t.add_row(vec![
+            r.scenario.to_string(),
+            r.deliveries.to_string(),
+            format!("{:.0}", r.deliveries_per_s),
+            format!("{:.1}", r.latency_ms_p50),
+            format!("{:.1}", r.latency_ms_p95),
+            format!("{:.1}", r.latency_ms_p99),
+            format!("{:.1}", r.latency_ms_max),
+            format!("{:.3}", r.cpu_s_per_1000),
+            format!("{:.1}", r.peak_rss_mb),
+            format!("{:.2}", r.db_transactions_per_delivery),
+        ]);
+    }
+    println!("{t}");
+    for r in reports {
+        if let Some(n) = &r.note {
+            println!("{}: {n}", r.scenario);
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The callbackd worker under test runs as a child process (this same binary), so its CPU
+//! time and peak memory are its own, not the benchmark's or the receiver's.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+pub struct Worker {
+    child: Child,
+    pid: u32,
+}
+
+/// Peak RSS (VmHWM) and CPU seconds (user + system) of a live process, from /proc.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Usage {
+    pub peak_rss_mb: f64,
+    pub rss_mb: f64,
+    pub cpu_seconds: f64,
+}
+
+impl Worker {
+    pub fn spawn(database_url: &str, extra_env: &[(&str, String)]) -> anyhow::Result<Worker> {
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(["serve", "--role", "worker"])
+            .env("DATABASE_URL", database_url)
+            .env("CALLBACKD_ALLOW_PRIVATE_TARGETS", "true")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn()?;
+        let pid = child
+            .id()
+            .ok_or_else(|| anyhow::anyhow!("worker exited at once"))?;
+        Ok(Worker { child, pid })
+    }
+
+    pub fn usage(&self) -> Usage {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        let kb = |key: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        // Fields after the command name (which may hold spaces) start after the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 of stat: indexes 11 and 12 after the name.
+        let clk = 100.0; // USER_HZ on Linux
+        Usage {
+            peak_rss_mb: kb("VmHWM:") / 1024.0,
+            rss_mb: kb("VmRSS:") / 1024.0,
+            cpu_seconds: (ticks(11) + ticks(12)) / clk,
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status();
+        match tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await {
+            Ok(status) => {
+                let status = status?;
+                anyhow::ensure!(status.success(), "worker exited with {status}");
+                Ok(())
+            }
+            Err(_) => {
+                self.child.kill().await?;
+                anyhow::bail!("worker did not stop within 30 s of SIGTERM")
+            }
+        }
+    }
+}
