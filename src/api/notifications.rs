@@ -137,12 +137,14 @@ async fn enqueue_batch(
             Json(serde_json::json!({ "items": answers })),
         )
             .into_response()),
-        Err(e) => match ApiError::from(e.error) {
-            ApiError::Internal(e) => Err(ApiError::Internal(e)),
-            refusal => Err(ApiError::BatchInvalid {
+        Err(e) => match (ApiError::from(e.error), e.index) {
+            (ApiError::Internal(e), _) => Err(ApiError::Internal(e)),
+            (refusal, Some(index)) => Err(ApiError::BatchInvalid {
                 total,
-                items: vec![BatchItemError::new(e.index, refusal)],
+                items: vec![BatchItemError::new(index, refusal)],
             }),
+            // Refused in the batch, not item by item a moment later: the database changed.
+            (refusal, None) => Err(refusal),
         },
     }
 }

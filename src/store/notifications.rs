@@ -74,10 +74,10 @@ pub enum Keyed {
     Repeated(Box<RawValue>),
 }
 
-/// A refused batch: the input index and why.
+/// A refused batch: why, and the input index when one item is to blame.
 #[derive(Debug)]
 pub struct ItemError {
-    pub index: usize,
+    pub index: Option<usize>,
     pub error: StoreError,
 }
 
@@ -177,22 +177,77 @@ impl Notification {
         .await?)
     }
 
-    /// Enqueues every notification in one transaction, all or nothing: one
-    /// `callbackd_enqueue()` call per item (so a refusal names its item), then one query for
-    /// all the deliveries. The workers get one NOTIFY at commit (PostgreSQL folds them).
+    /// Enqueues every notification in one transaction, all or nothing: one statement calls
+    /// `callbackd_enqueue()` for every item (one round trip for the whole batch), then one
+    /// query reads all the deliveries. The workers get one NOTIFY at commit (PostgreSQL
+    /// folds them). If the database refuses an item, the transaction is rolled back and the
+    /// items are replayed one by one in a transaction that is always rolled back, to name it.
     pub async fn enqueue_batch(
         pool: &PgPool,
         items: &[NewNotification],
     ) -> Result<Vec<Enqueued>, ItemError> {
-        let whole = |error: StoreError| ItemError { index: 0, error };
+        let whole = |error: StoreError| ItemError { index: None, error };
         let mut tx = pool.begin().await.map_err(|e| whole(e.into()))?;
-        let mut ids = Vec::with_capacity(items.len());
-        for (index, n) in items.iter().enumerate() {
-            ids.push(
-                call_enqueue(&mut tx, n)
-                    .await
-                    .map_err(|error| ItemError { index, error })?,
-            );
+        let enqueued: std::result::Result<Vec<(i64, Uuid)>, sqlx::Error> = sqlx::query_as(
+            "SELECT x.n, callbackd_enqueue(x.p, x.e, x.t, x.pr, x.s, x.i, x.b::json)
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::int4[],
+                         $6::text[], $7::text[])
+                  WITH ORDINALITY AS x(p, e, t, pr, s, i, b, n)",
+        )
+        .bind(items.iter().map(|n| n.partner_id).collect::<Vec<_>>())
+        .bind(
+            items
+                .iter()
+                .map(|n| n.environment.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|n| n.event_type.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(items.iter().map(|n| n.proposal).collect::<Vec<_>>())
+        .bind(
+            items
+                .iter()
+                .map(|n| n.status.map(|s| i32::from(s.id())))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|n| n.identifier.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            items
+                .iter()
+                .map(|n| n.body.as_ref().map(|b| b.get()))
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&mut *tx)
+        .await;
+        let mut enqueued = match enqueued.map_err(classify) {
+            Ok(rows) => rows,
+            Err(StoreError::Invalid(v)) => {
+                tx.rollback().await.map_err(|e| whole(e.into()))?;
+                let index = Self::find_refused(pool, items).await.map_err(whole)?;
+                return Err(ItemError {
+                    index,
+                    error: StoreError::Invalid(v),
+                });
+            }
+            Err(other) => return Err(whole(other)),
+        };
+        enqueued.sort_unstable_by_key(|(n, _)| *n);
+        let ids: Vec<Uuid> = enqueued.into_iter().map(|(_, id)| id).collect();
+        if ids.len() != items.len() {
+            return Err(whole(StoreError::Database(sqlx::Error::Protocol(format!(
+                "batch enqueue returned {} ids for {} items",
+                ids.len(),
+                items.len()
+            )))));
         }
         let rows: Vec<(Uuid, Uuid, Uuid, String)> = sqlx::query_as(
             "SELECT notification_id, id, endpoint_id, state FROM deliveries
@@ -225,6 +280,25 @@ impl Notification {
                 deliveries: by_notification.remove(&id).unwrap_or_default(),
             })
             .collect())
+    }
+
+    /// The index of the first item the database refuses, found by enqueueing them one by
+    /// one in a transaction that is rolled back whatever happens.
+    async fn find_refused(pool: &PgPool, items: &[NewNotification]) -> Result<Option<usize>> {
+        let mut tx = pool.begin().await?;
+        let mut refused = None;
+        for (index, n) in items.iter().enumerate() {
+            match call_enqueue(&mut tx, n).await {
+                Ok(_) => {}
+                Err(StoreError::Invalid(_)) => {
+                    refused = Some(index);
+                    break;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        tx.rollback().await?;
+        Ok(refused)
     }
 
     pub async fn get(pool: &PgPool, id: Uuid) -> Result<Notification> {

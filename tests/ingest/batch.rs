@@ -187,10 +187,67 @@ async fn a_full_batch_of_1000_goes_in_one_transaction() {
     assert_eq!(v["items"].as_array().unwrap().len(), 1000);
     eprintln!("batch of 1000 enqueued in {took:?}");
     assert!(took < Duration::from_secs(20), "{took:?}");
-    let notifications: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
-    assert_eq!(notifications, 1000);
+    // Each answer belongs to its input.
+    let rows: Vec<(Uuid, String, Option<i16>)> =
+        sqlx::query_as("SELECT id, event_type, status FROM notifications")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1000);
+    let by_id: std::collections::HashMap<Uuid, (String, Option<i16>)> =
+        rows.into_iter().map(|(id, t, s)| (id, (t, s))).collect();
+    for (i, item) in v["items"].as_array().unwrap().iter().enumerate() {
+        let id: Uuid = item["id"].as_str().unwrap().parse().unwrap();
+        let (event_type, status) = &by_id[&id];
+        if i % 2 == 0 {
+            assert_eq!(
+                (event_type.as_str(), *status),
+                ("proposal.status", Some((i % 12) as i16))
+            );
+        } else {
+            assert_eq!(event_type, "schedule.event");
+        }
+        assert_eq!(item["deliveries"].as_array().unwrap().len(), 1);
+    }
     rx.wait_for(1000, Duration::from_secs(60)).await;
+}
+
+#[tokio::test]
+async fn a_refusal_only_the_database_finds_aborts_the_batch_and_names_its_item() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    let partner = partner_with_receiver(&app, &rx).await;
+    // Stands in for a rule only the database can check (a partner deleted mid-batch, say).
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_boom() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.identifier = 'boom' THEN
+                 RAISE EXCEPTION 'identifier boom is refused' USING ERRCODE = 'CB001',
+                     COLUMN = 'identifier';
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_boom BEFORE INSERT ON notifications
+             FOR EACH ROW EXECUTE FUNCTION refuse_boom();",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let before = app.row_counts().await;
+    let mut batch: Vec<Value> = (0..20).map(|i| status_change(partner, i % 12)).collect();
+    batch[13]["identifier"] = json!("boom");
+    let v = expect_refusal(
+        app.post("/v1/notifications/batch", &json!(batch)).await,
+        422,
+        None,
+    )
+    .await;
+    let items = v["error"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{v}");
+    assert_eq!(items[0]["index"], 13);
+    assert_eq!(items[0]["field"], "identifier");
+    assert_eq!(items[0]["message"], "identifier boom is refused");
+    assert_eq!(app.row_counts().await, before);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(rx.requests().is_empty());
 }
