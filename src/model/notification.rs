@@ -100,19 +100,6 @@ impl NewNotification {
         })
         .to_string()
     }
-
-    /// The human name of the event (see [`catalog::event_name`]).
-    pub fn event_name(&self) -> Option<&'static str> {
-        let tipo = self.body.as_ref().and_then(|b| {
-            #[derive(Deserialize)]
-            struct Tipo {
-                #[serde(rename = "TipoEvento")]
-                tipo: Option<i64>,
-            }
-            serde_json::from_str::<Tipo>(b.get()).ok()?.tipo
-        });
-        catalog::event_name(self.event_type, tipo)
-    }
 }
 
 #[cfg(test)]

@@ -688,3 +688,59 @@ async fn the_sql_catalog_is_the_rust_catalog() {
         assert_eq!(sql, catalog::is_date(s), "{s}");
     }
 }
+
+#[tokio::test]
+async fn endpoints_get_only_the_event_types_they_subscribe_to() {
+    let app = spawn_app().await;
+    let partner = app.create_partner("Acme").await;
+    let mut ids = Vec::new();
+    for (types, method) in [
+        (json!(["proposal.status"]), "GET"),
+        (json!(["schedule.event"]), "POST"),
+        (json!(["banking.ted.sent", "banking.ted.received"]), "PUT"),
+    ] {
+        let e = app
+            .create_endpoint(
+                partner,
+                json!({"environment": "production", "url": "http://127.0.0.1:9/cb",
+                       "method": method, "event_types": types}),
+            )
+            .await;
+        ids.push(e["id"].as_str().unwrap().to_string());
+    }
+    let (status_only, schedule_only, teds) = (&ids[0], &ids[1], &ids[2]);
+    let cases = [
+        (
+            "proposal.status",
+            format!(r#","proposal":"{PROPOSAL}","status":1"#),
+            "{}",
+            vec![status_only],
+        ),
+        (
+            "schedule.event",
+            String::new(),
+            SCHEDULE_EXAMPLES[0].1,
+            vec![schedule_only],
+        ),
+        ("banking.ted.received", String::new(), BANKING, vec![teds]),
+        ("banking.boleto.registered", String::new(), BANKING, vec![]),
+    ];
+    for (event_type, extra, body, expected) in cases {
+        let r = post_raw(
+            &app,
+            "/v1/notifications",
+            request_text(partner, event_type, &extra, body),
+        )
+        .await;
+        assert_eq!(r.status(), 202);
+        let v: Value = r.json().await.unwrap();
+        let got: Vec<&str> = v["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["endpoint_id"].as_str().unwrap())
+            .collect();
+        let expected: Vec<&str> = expected.iter().map(|s| s.as_str()).collect();
+        assert_eq!(got, expected, "{event_type}");
+    }
+}
