@@ -21,8 +21,42 @@ pub enum ApiError {
     Conflict(String),
     #[error(transparent)]
     Invalid(#[from] ValidationError),
+    /// A refused batch: 422 with one entry per refused item, nothing written.
+    #[error("{} of {total} notifications refused; nothing was enqueued", .items.len())]
+    BatchInvalid {
+        total: usize,
+        items: Vec<BatchItemError>,
+    },
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
+}
+
+/// One refused item of a batch: `{"index", "code", "message", "field"}`.
+#[derive(Debug, serde::Serialize)]
+pub struct BatchItemError {
+    pub index: usize,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl BatchItemError {
+    /// Any refusal of one item, as the batch reports it.
+    pub fn new(index: usize, e: ApiError) -> Self {
+        let (code, message, field) = match e {
+            ApiError::Invalid(v) => ("validation_failed", v.message, Some(v.field)),
+            ApiError::NotFound(what) => ("not_found", format!("{what} not found"), None),
+            ApiError::BadRequest(m) => ("bad_request", m, None),
+            ApiError::Conflict(m) => ("conflict", m, None),
+            other => ("internal", other.to_string(), None),
+        };
+        Self {
+            index,
+            code,
+            message,
+            field,
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -43,15 +77,19 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            ApiError::Invalid(_) | ApiError::BatchInvalid { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
         let mut error = json!({ "code": code, "message": self.to_string() });
-        if let ApiError::Invalid(v) = &self {
-            error["field"] = json!(v.field);
+        match &self {
+            ApiError::Invalid(v) => error["field"] = json!(v.field),
+            ApiError::BatchInvalid { items, .. } => error["items"] = json!(items),
+            _ => {}
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
         if status == StatusCode::UNAUTHORIZED {

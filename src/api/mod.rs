@@ -17,7 +17,7 @@ use sqlx::PgPool;
 
 use crate::config::Settings;
 use crate::crypto::SecretBox;
-pub use error::ApiError;
+pub use error::{ApiError, BatchItemError};
 
 /// Largest request body accepted (a batch of 1,000 notifications fits).
 const BODY_LIMIT: usize = 8 * 1024 * 1024;

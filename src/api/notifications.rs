@@ -1,30 +1,166 @@
+//! `POST /v1/notifications` (with an optional Idempotency-Key), `POST
+//! /v1/notifications/batch` and `GET /v1/notifications/{id}`.
+
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde_json::value::RawValue;
 
-use super::extract::{ApiJson, path_id};
-use super::{ApiContext, ApiError};
-use crate::model::NewNotification;
-use crate::store::Notification;
+use super::extract::{ApiJson, parse_json, path_id};
+use super::{ApiContext, ApiError, BatchItemError};
+use crate::model::{NewNotification, ValidationError};
+use crate::store::{Enqueued, Keyed, Notification};
+
+/// Most notifications one batch may carry.
+pub const MAX_BATCH: usize = 1000;
+
+/// The header that makes `POST /v1/notifications` safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
         .route("/notifications", post(enqueue))
+        .route("/notifications/batch", post(enqueue_batch))
         .route("/notifications/{id}", get(show))
 }
 
 async fn enqueue(
     State(ctx): State<ApiContext>,
+    headers: HeaderMap,
     ApiJson(n): ApiJson<NewNotification>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     n.validate()?;
-    let (id, deliveries) = Notification::enqueue(&ctx.pool, &n).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "deliveries": deliveries })),
-    ))
+    let Some(key) = key else {
+        let (id, deliveries) = Notification::enqueue(&ctx.pool, &n).await?;
+        return Ok((StatusCode::ACCEPTED, Json(Enqueued { id, deliveries })).into_response());
+    };
+    let (status, answer) = match Notification::enqueue_keyed(&ctx.pool, &n, &key).await? {
+        Keyed::Created(answer) => (StatusCode::ACCEPTED, answer),
+        Keyed::Repeated(answer) => (StatusCode::OK, answer),
+    };
+    let mut response = (status, Json(answer)).into_response();
+    if status == StatusCode::OK {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// The Idempotency-Key header, if any: once, 1 to 255 printable ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let bad = |m: &str| ApiError::BadRequest(format!("Idempotency-Key: {m}"));
+    if values.next().is_some() {
+        return Err(bad("send the header once"));
+    }
+    let bytes = value.as_bytes();
+    if bytes.is_empty() || bytes.len() > 255 {
+        return Err(bad("must be 1 to 255 characters long"));
+    }
+    if !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
+        return Err(bad("only printable ASCII characters are allowed"));
+    }
+    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// Validates every item first and reports every refused one; then enqueues them all in one
+/// transaction. All or nothing.
+async fn enqueue_batch(
+    State(ctx): State<ApiContext>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    require_json(&headers)?;
+    if headers.contains_key(IDEMPOTENCY_KEY) {
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key is supported on POST /v1/notifications only".into(),
+        ));
+    }
+    let raw: Vec<Box<RawValue>> = parse_json(&body)?;
+    if raw.len() > MAX_BATCH {
+        return Err(ValidationError::new(
+            "body",
+            format!(
+                "a batch holds at most {MAX_BATCH} notifications, got {}",
+                raw.len()
+            ),
+        )
+        .into());
+    }
+    let total = raw.len();
+    let mut items = Vec::with_capacity(total);
+    let mut refused = Vec::new();
+    for (index, item) in raw.iter().enumerate() {
+        match parse_json::<NewNotification>(item.get().as_bytes())
+            .and_then(|n| n.validate().map(|()| n).map_err(ApiError::from))
+        {
+            Ok(n) => items.push((index, n)),
+            Err(e) => refused.push(BatchItemError::new(index, e)),
+        }
+    }
+    // Unknown partners are found for every item at once, not one by one in the transaction.
+    let mut partners: Vec<_> = items.iter().map(|(_, n)| n.partner_id).collect();
+    partners.sort_unstable();
+    partners.dedup();
+    let unknown = Notification::unknown_partners(&ctx.pool, &partners).await?;
+    for (index, n) in &items {
+        if unknown.contains(&n.partner_id) {
+            refused.push(BatchItemError::new(
+                *index,
+                ValidationError::new(
+                    "partner_id",
+                    format!("unknown partner_id: {}", n.partner_id),
+                )
+                .into(),
+            ));
+        }
+    }
+    if !refused.is_empty() {
+        refused.sort_by_key(|e| e.index);
+        return Err(ApiError::BatchInvalid {
+            total,
+            items: refused,
+        });
+    }
+    let items: Vec<NewNotification> = items.into_iter().map(|(_, n)| n).collect();
+    match Notification::enqueue_batch(&ctx.pool, &items).await {
+        Ok(answers) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "items": answers })),
+        )
+            .into_response()),
+        Err(e) => match (ApiError::from(e.error), e.index) {
+            (ApiError::Internal(e), _) => Err(ApiError::Internal(e)),
+            (refusal, Some(index)) => Err(ApiError::BatchInvalid {
+                total,
+                items: vec![BatchItemError::new(index, refusal)],
+            }),
+            // Refused in the batch, not item by item a moment later: the database changed.
+            (refusal, None) => Err(refusal),
+        },
+    }
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(
+            "expected a JSON body with Content-Type: application/json".into(),
+        ))
+    }
 }
 
 async fn show(

@@ -1,5 +1,6 @@
 //! Domain types and the validation of what enters callbackd. No I/O here.
 
+pub mod catalog;
 mod delivery;
 mod endpoint;
 mod event;

@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::{Environment, EventType, ProposalStatus, ValidationError};
+use super::{Environment, EventType, ProposalStatus, ValidationError, catalog};
 
 const MAX_IDENTIFIER_LEN: usize = 200;
 
@@ -77,7 +77,28 @@ impl NewNotification {
                 }
             }
         }
+        if let Some(body) = &self.body {
+            let value: serde_json::Value = serde_json::from_str(body.get())
+                .map_err(|e| ValidationError::new("body", e.to_string()))?;
+            catalog::validate_body(self.event_type, Some(&value))?;
+        }
         Ok(())
+    }
+
+    /// The request as a canonical text, for comparing two requests that carry the same
+    /// Idempotency-Key: every field, and the body byte for byte (key order is part of what
+    /// the partner receives).
+    pub fn fingerprint(&self) -> String {
+        serde_json::json!({
+            "partner_id": self.partner_id,
+            "environment": self.environment,
+            "event_type": self.event_type,
+            "proposal": self.proposal,
+            "status": self.status,
+            "identifier": self.identifier,
+            "body": self.body.as_ref().map(|b| b.get()),
+        })
+        .to_string()
     }
 }
 

@@ -21,6 +21,7 @@ pub struct Delivery {
     pub status: Option<i16>,
     #[sqlx(skip)]
     pub status_name: Option<&'static str>,
+    pub event_name: Option<String>,
     pub identifier: Option<String>,
     #[sqlx(try_from = "String")]
     pub state: DeliveryState,
@@ -66,7 +67,8 @@ pub struct DeliveryFilter {
 }
 
 const SELECT: &str = "SELECT d.id, d.notification_id, d.partner_id, d.endpoint_id, d.environment,
-        d.event_type, d.proposal, n.status, n.identifier, d.state, d.series, d.attempts,
+        d.event_type, d.proposal, n.status,
+        callbackd_event_name(d.event_type, n.body) AS event_name, n.identifier, d.state, d.series, d.attempts,
         d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
         d.delivered_at
      FROM deliveries d JOIN notifications n ON n.id = d.notification_id";

@@ -23,7 +23,7 @@ pub use deliveries::{Attempt, Delivery, DeliveryDetail, DeliveryFilter};
 pub use endpoints::{Endpoint, EndpointRecord};
 pub use health::EndpointHealth;
 pub use keyring::verify_or_init_key;
-pub use notifications::{DeliveryRef, Notification};
+pub use notifications::{DeliveryRef, Enqueued, ItemError, Keyed, Notification};
 pub use partners::Partner;
 pub use queue::{Claimed, Next, Outcome, claim, complete, next_due_in_ms};
 
@@ -59,10 +59,15 @@ fn classify(e: sqlx::Error) -> StoreError {
         && let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
         && pg.code() == "CB001"
     {
-        return StoreError::Invalid(ValidationError::new(
-            pg.column().unwrap_or("request"),
-            pg.message(),
-        ));
+        let field = pg.column().unwrap_or("request");
+        // The body rules name the field in the message too, for SQL callers; the API's
+        // error carries it separately.
+        let message = pg
+            .message()
+            .strip_prefix(field)
+            .and_then(|m| m.strip_prefix(": "))
+            .unwrap_or(pg.message());
+        return StoreError::Invalid(ValidationError::new(field, message));
     }
     StoreError::Database(e)
 }
