@@ -36,27 +36,33 @@ fn samples(partner: &str) -> Vec<Value> {
         ),
     ];
     out.extend(seed_examples().into_iter().map(|(event_type, body)| {
-        json!({"partner_id": partner, "environment": "production", "event_type": event_type, "body": body})
+        let mut n = json!({"partner_id": partner, "environment": "production", "event_type": event_type, "body": body});
+        if event_type == "proposal.status" {
+            n["proposal"] = json!(proposal);
+            n["status"] = json!(10);
+        }
+        n
     }));
     out
 }
 
-/// A schedule event and a banking event in the shapes of the partner documentation.
+/// The partner documentation's own examples (kept as test fixtures): the installment plan,
+/// the six schedule events, and a banking event.
 fn seed_examples() -> Vec<(&'static str, Value)> {
-    vec![
-        (
-            "schedule.event",
-            json!({"TipoEvento": 4, "NomeEvento": "Prorrogação de Vencimento", "NroProposta": 123456,
-                   "DtEvento": "2024-09-06T10:00:00",
-                   "Prorrogacao": {"NroParcela": 2, "DtVencimentoAnterior": "2024-10-06",
-                                   "DtVencimentoNovo": "2024-11-06"}}),
-        ),
-        (
-            "banking.ted.received",
-            json!({"header": {"EventType": "TED_RECEIVED", "CreatedAt": "2024-09-06T10:00:00"},
-                   "body": {"Amount": 150.75, "PayerName": "Maria Silva"}}),
-        ),
-    ]
+    let fixtures: [(&str, &str); 8] = [
+        ("schedule.event", include_str!("../tests/fixtures/seed001_schedule_1.json")),
+        ("schedule.event", include_str!("../tests/fixtures/seed001_schedule_2.json")),
+        ("schedule.event", include_str!("../tests/fixtures/seed001_schedule_3.json")),
+        ("schedule.event", include_str!("../tests/fixtures/seed001_schedule_4.json")),
+        ("schedule.event", include_str!("../tests/fixtures/seed001_schedule_5.json")),
+        ("schedule.event", include_str!("../tests/fixtures/seed001_schedule_6_repaired.json")),
+        ("banking.ted.received", include_str!("../tests/fixtures/synthetic_banking.json")),
+        ("proposal.status", include_str!("../tests/fixtures/seed001_installment_plan.json")),
+    ];
+    fixtures
+        .into_iter()
+        .map(|(event, text)| (event, serde_json::from_str(text).expect("fixtures are JSON")))
+        .collect()
 }
 
 /// The demo database: the configured one's name with `_demo` appended.

@@ -110,6 +110,7 @@ async fn patch_changes_what_the_next_delivery_uses() {
         .await;
     assert_eq!(r.status(), 200);
     app.enqueue(notify.clone()).await;
+    rx.wait_for(2, Duration::from_secs(10)).await;
     // Then the auth changes: the next delivery uses the new token.
     let r = app
         .patch(
