@@ -103,22 +103,51 @@ impl AuthConfig {
         let Some(value) = value else {
             return Ok(AuthConfig::None);
         };
-        if !value.is_object() {
+        let Some(object) = value.as_object() else {
             return Err(ValidationError::new(
                 "auth",
                 "must be an object with a `type`",
             ));
-        }
-        let config: AuthConfig = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let message = e.into_inner().to_string();
-            let field = if path == "." || path.is_empty() {
-                field_from_message(&message)
-            } else {
-                format!("auth.{path}")
-            };
-            ValidationError::new(field, message)
-        })?;
+        };
+        let kind = match object.get("type") {
+            Some(serde_json::Value::String(t)) => t.as_str(),
+            Some(_) => return Err(ValidationError::new("auth.type", "must be a string")),
+            None => return Err(ValidationError::new("auth.type", "required")),
+        };
+        // Each scheme's fields are read on their own (not through the tagged enum, which
+        // buffers them and loses the path), so errors name the exact field.
+        let mut fields = object.clone();
+        fields.remove("type");
+        let fields = serde_json::Value::Object(fields);
+        let config = match kind {
+            "none" => match fields.as_object().and_then(|f| f.keys().next()) {
+                Some(extra) => {
+                    return Err(ValidationError::new(
+                        format!("auth.{extra}"),
+                        "unknown field: type `none` takes no fields",
+                    ));
+                }
+                None => AuthConfig::None,
+            },
+            "bearer" => AuthConfig::Bearer(fields_of(&fields)?),
+            "api_key" => AuthConfig::ApiKey(fields_of(&fields)?),
+            "x_api_key" => AuthConfig::XApiKey(fields_of(&fields)?),
+            "basic" => AuthConfig::Basic(fields_of(&fields)?),
+            "digest" => AuthConfig::Digest(fields_of(&fields)?),
+            "jwt" => AuthConfig::Jwt(fields_of(&fields)?),
+            "hmac" => AuthConfig::Hmac(fields_of(&fields)?),
+            "oauth2" => AuthConfig::OAuth2(fields_of(&fields)?),
+            "aws_sigv4" => AuthConfig::AwsSigV4(fields_of(&fields)?),
+            "client_certificate" => AuthConfig::ClientCertificate(fields_of(&fields)?),
+            other => {
+                return Err(ValidationError::new(
+                    "auth.type",
+                    format!(
+                        "unknown auth type {other:?}: one of none, bearer, api_key, x_api_key, basic, digest, jwt, hmac, oauth2, aws_sigv4, client_certificate"
+                    ),
+                ));
+            }
+        };
         config.validate()?;
         Ok(config)
     }
@@ -265,15 +294,30 @@ impl AuthSessions {
     }
 }
 
-/// `missing field `token`` → `auth.token`; an unknown `type` → `auth.type`.
+/// One scheme's fields; errors name the field (`auth.token`, `auth.algorithm`, ...).
+fn fields_of<T: serde::de::DeserializeOwned>(
+    fields: &serde_json::Value,
+) -> Result<T, ValidationError> {
+    serde_path_to_error::deserialize(fields).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let field = if path == "." || path.is_empty() {
+            field_from_message(&message)
+        } else {
+            format!("auth.{path}")
+        };
+        ValidationError::new(field, message)
+    })
+}
+
+/// "missing field `token`" / "unknown field `tokn`, ..." → `auth.token` / `auth.tokn`.
 fn field_from_message(message: &str) -> String {
-    if let Some(rest) = message.strip_prefix("missing field `")
-        && let Some(name) = rest.split('`').next()
-    {
-        return format!("auth.{name}");
-    }
-    if message.starts_with("unknown variant") || message.contains("field `type`") {
-        return "auth.type".to_string();
+    for prefix in ["missing field `", "unknown field `"] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some(name) = rest.split('`').next()
+        {
+            return format!("auth.{name}");
+        }
     }
     "auth".to_string()
 }

@@ -61,6 +61,8 @@ pub(crate) enum KeyKind {
 
 const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_ED25519: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
+const OID_ED448: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x71];
 const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -85,12 +87,17 @@ pub(crate) fn private_key(text: &str) -> Result<(KeyKind, Vec<u8>), String> {
         "PRIVATE KEY" => {
             // The algorithm identifier sits in the first few dozen bytes of PKCS#8.
             let head = &key.der[..key.der.len().min(40)];
+            if key.der.first() != Some(&0x30) {
+                return Err("not a PKCS#8 private key".into());
+            }
             if contains(head, OID_RSA) {
                 KeyKind::Rsa
             } else if contains(head, OID_EC) {
                 KeyKind::EcPkcs8
-            } else {
+            } else if contains(head, OID_ED25519) || contains(head, OID_ED448) {
                 KeyKind::Other
+            } else {
+                return Err("not a PKCS#8 RSA, EC or EdDSA private key".into());
             }
         }
         "ENCRYPTED PRIVATE KEY" => return Err("encrypted private keys are not supported".into()),

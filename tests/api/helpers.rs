@@ -1,6 +1,8 @@
 //! Spawns the real application on a fresh PostgreSQL database per test, with a reqwest
 //! client for the API. The database is dropped when the `TestApp` is.
 
+#![allow(dead_code)]
+
 use std::time::{Duration, Instant};
 
 use callbackd::config::Settings;

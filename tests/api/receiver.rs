@@ -1,6 +1,8 @@
 //! A partner's callback receiver: a real HTTP server on 127.0.0.1 that records every request
 //! (with its arrival time) and answers from a script.
 
+#![allow(dead_code)]
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
