@@ -90,4 +90,20 @@ mod tests {
             hex(&mac.finalize().into_bytes())
         );
     }
+
+    /// The example of docs/auth.md, computed there with Python's hmac module.
+    #[test]
+    fn documented_example() {
+        assert_eq!(
+            hmac_signature(
+                b"whsec-partner-secret",
+                "0190c1a2-7b3e-7c4d-9e8f-112233445566",
+                "1732550400",
+                "POST",
+                "/callbacks?proposal=7d1e4c5a-2b3f-4a6e-9c8d-1e2f3a4b5c6d&status=9&identifier=",
+                br#"{"DescricaoOcorrencia":"Credito ou debito efetivado"}"#,
+            ),
+            "82d7848fffd08b0c7d5788120cd0ec6c330ba012ac579c36aab1d1f36ad40b91"
+        );
+    }
 }

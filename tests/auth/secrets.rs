@@ -301,3 +301,55 @@ async fn patch_switches_the_auth_of_the_next_delivery() {
     let last = server.seen().last().unwrap().0.clone();
     assert_eq!(last.header("authorization"), Some("Basic dTpuZXctcGFzcw=="));
 }
+
+#[tokio::test]
+async fn a_wrong_or_malformed_key_stops_the_start() {
+    use callbackd::startup::{Application, Role};
+
+    let db = crate::helpers::TestDb::create().await;
+    let app = crate::helpers::spawn_on(db.share(), Role::All, |_| {}).await;
+    let (_, _) = endpoint(
+        &app,
+        "http://127.0.0.1:9/cb",
+        json!({"type": "hmac", "secret": "sealed-with-key-one"}),
+        1,
+    )
+    .await;
+    app.stop().await;
+
+    let mut other = crate::helpers::test_settings(&db.url);
+    other.secret_key = "ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY=".to_string();
+    let error = Application::build(other, Role::All)
+        .await
+        .err()
+        .expect("another key must not start")
+        .to_string();
+    assert!(error.contains("CALLBACKD_SECRET_KEY"), "{error}");
+
+    let mut malformed = crate::helpers::test_settings(&db.url);
+    malformed.secret_key = "not base64!".to_string();
+    let error = Application::build(malformed, Role::All)
+        .await
+        .err()
+        .expect("a malformed key must not start")
+        .to_string();
+    assert!(error.contains("CALLBACKD_SECRET_KEY"), "{error}");
+}
+
+#[tokio::test]
+async fn an_oauth2_token_url_follows_the_ssrf_rules() {
+    let app = crate::helpers::spawn_app_with(|s| s.allow_private_targets = false).await;
+    let partner = app.create_partner("Acme").await;
+    let r = app
+        .post(
+            &format!("/v1/partners/{partner}/endpoints"),
+            &json!({"environment": "homologation", "url": "https://1.1.1.1/cb", "method": "POST",
+                    "auth": {"type": "oauth2", "token_url": "http://127.0.0.1:8080/token",
+                             "client_id": "c", "client_secret": "s"}}),
+        )
+        .await;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "auth.token_url", "{body}");
+}
