@@ -439,4 +439,28 @@ mod tests {
             assert!(!debug.contains("secret-"), "{debug}");
         }
     }
+
+    #[test]
+    fn sessions_live_per_endpoint_until_the_auth_changes() {
+        let sessions = AuthSessions::default();
+        let (e1, e2) = (Uuid::new_v4(), Uuid::new_v4());
+        let digest = |p: &str| {
+            AuthConfig::from_json(Some(
+                &json!({"type": "digest", "username": "u", "password": p}),
+            ))
+            .unwrap()
+        };
+        let a = sessions.session_for(e1, &digest("one"));
+        assert!(Arc::ptr_eq(&a, &sessions.session_for(e1, &digest("one"))));
+        assert!(!Arc::ptr_eq(&a, &sessions.session_for(e2, &digest("one"))));
+        let changed = sessions.session_for(e1, &digest("two"));
+        assert!(
+            !Arc::ptr_eq(&a, &changed),
+            "a new password starts a new session"
+        );
+        assert!(Arc::ptr_eq(
+            &changed,
+            &sessions.session_for(e1, &digest("two"))
+        ));
+    }
 }

@@ -127,10 +127,8 @@ async fn one_token_shared_by_concurrent_deliveries_then_refreshed_on_401() {
     let (server, a) = start().await;
     let (partner, _) = endpoint(&app, &format!("{}/cb", server.base), auth(&server), 1).await;
 
-    let mut ids = Vec::new();
-    for _ in 0..6 {
-        ids.push(notify(&app, partner).await);
-    }
+    // Six deliveries at once: they must share one token request.
+    let ids = futures::future::join_all((0..6).map(|_| notify(&app, partner))).await;
     for id in &ids {
         let d = app
             .wait_for_state(id, "delivered", Duration::from_secs(15))
