@@ -194,7 +194,13 @@ async fn bad_pem_is_refused_at_registration() {
     let p = pki();
     let app = spawn_app().await;
     let partner = app.create_partner("Acme").await;
+    let stranger = KeyPair::generate().unwrap().serialize_pem();
     let cases = [
+        (
+            json!({"type": "client_certificate", "certificate_pem": p.client_cert_pem,
+                   "private_key_pem": stranger}),
+            "auth.private_key_pem",
+        ),
         (
             json!({"type": "client_certificate", "certificate_pem": "nope", "private_key_pem": p.client_key_pem}),
             "auth.certificate_pem",
