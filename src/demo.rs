@@ -50,18 +50,47 @@ fn samples(partner: &str) -> Vec<Value> {
 /// the six schedule events, and a banking event.
 fn seed_examples() -> Vec<(&'static str, Value)> {
     let fixtures: [(&str, &str); 8] = [
-        ("schedule.event", include_str!("../tests/fixtures/seed001_schedule_1.json")),
-        ("schedule.event", include_str!("../tests/fixtures/seed001_schedule_2.json")),
-        ("schedule.event", include_str!("../tests/fixtures/seed001_schedule_3.json")),
-        ("schedule.event", include_str!("../tests/fixtures/seed001_schedule_4.json")),
-        ("schedule.event", include_str!("../tests/fixtures/seed001_schedule_5.json")),
-        ("schedule.event", include_str!("../tests/fixtures/seed001_schedule_6_repaired.json")),
-        ("banking.ted.received", include_str!("../tests/fixtures/synthetic_banking.json")),
-        ("proposal.status", include_str!("../tests/fixtures/seed001_installment_plan.json")),
+        (
+            "schedule.event",
+            include_str!("../tests/fixtures/seed001_schedule_1.json"),
+        ),
+        (
+            "schedule.event",
+            include_str!("../tests/fixtures/seed001_schedule_2.json"),
+        ),
+        (
+            "schedule.event",
+            include_str!("../tests/fixtures/seed001_schedule_3.json"),
+        ),
+        (
+            "schedule.event",
+            include_str!("../tests/fixtures/seed001_schedule_4.json"),
+        ),
+        (
+            "schedule.event",
+            include_str!("../tests/fixtures/seed001_schedule_5.json"),
+        ),
+        (
+            "schedule.event",
+            include_str!("../tests/fixtures/seed001_schedule_6_repaired.json"),
+        ),
+        (
+            "banking.ted.received",
+            include_str!("../tests/fixtures/synthetic_banking.json"),
+        ),
+        (
+            "proposal.status",
+            include_str!("../tests/fixtures/seed001_installment_plan.json"),
+        ),
     ];
     fixtures
         .into_iter()
-        .map(|(event, text)| (event, serde_json::from_str(text).expect("fixtures are JSON")))
+        .map(|(event, text)| {
+            (
+                event,
+                serde_json::from_str(text).expect("fixtures are JSON"),
+            )
+        })
         .collect()
 }
 

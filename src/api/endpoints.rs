@@ -113,6 +113,15 @@ async fn record(
         (None, Some(c)) => (String::new(), c.auth.clone(), Vec::new()),
         (auth, _) => {
             let config = AuthConfig::from_json(auth.as_ref())?;
+            // The OAuth2 token URL is called by callbackd too: same SSRF rule as `url`.
+            if let AuthConfig::OAuth2(o) = &config
+                && !ctx.settings.allow_private_targets
+                && let Ok(token_url) = url::Url::parse(&o.token_url)
+            {
+                netguard::check_url(&token_url)
+                    .await
+                    .map_err(|e| ValidationError::new("auth.token_url", e.to_string()))?;
+            }
             let plain = serde_json::to_vec(&config).map_err(|e| ApiError::Internal(e.into()))?;
             (
                 config.type_name().to_string(),

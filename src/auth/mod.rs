@@ -2,21 +2,73 @@
 //! [`AuthConfig`]. Secrets come in (decrypted by the dispatcher), headers go out.
 //!
 //! The JSON shape is the `auth` object of CONTRACT §2: `{"type": "...", ...fields}`.
+//!
+//! Two ways in:
+//! - [`AuthConfig::apply`] for the schemes that only add headers to the request as built
+//!   (bearer, API keys, basic, JWT, HMAC, SigV4: the signing ones sign exactly what is sent);
+//! - [`AuthConfig::send`] for every scheme, which also runs the multi-exchange ones (Digest's
+//!   challenge, OAuth2's token request and resend on a 401) with the per-endpoint state of
+//!   [`AuthSessions`] that lives across deliveries.
+//!
+//! mTLS (`client_certificate`) changes the connection, not the request: the sender picks the
+//! HTTP client for the endpoint's TLS identity ([`ClientCertificate::identity_key`]).
 
+mod api_key;
+mod aws_sigv4;
+mod basic;
 mod bearer;
+mod client_certificate;
+mod digest;
+mod hmac;
+mod jwt;
+mod oauth2;
+mod pem;
 mod secret;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
 
 use crate::model::ValidationError;
+pub use api_key::ApiKey;
+pub use aws_sigv4::{AwsSigV4, SigningInput, sign_v4};
+pub use basic::Basic;
 pub use bearer::Bearer;
+pub use client_certificate::ClientCertificate;
+pub use digest::Digest;
+pub use hmac::{Hmac, hmac_signature};
+pub use jwt::{Jwt, JwtAlgorithm};
+pub use oauth2::OAuth2;
 pub use secret::Secret;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AuthConfig {
+    #[serde(rename = "none")]
     None,
+    #[serde(rename = "bearer")]
     Bearer(Bearer),
+    #[serde(rename = "api_key")]
+    ApiKey(ApiKey),
+    #[serde(rename = "x_api_key")]
+    XApiKey(ApiKey),
+    #[serde(rename = "basic")]
+    Basic(Basic),
+    #[serde(rename = "digest")]
+    Digest(Digest),
+    #[serde(rename = "jwt")]
+    Jwt(Jwt),
+    #[serde(rename = "hmac")]
+    Hmac(Hmac),
+    #[serde(rename = "oauth2")]
+    OAuth2(OAuth2),
+    #[serde(rename = "aws_sigv4")]
+    AwsSigV4(AwsSigV4),
+    #[serde(rename = "client_certificate")]
+    ClientCertificate(ClientCertificate),
 }
 
 /// Why a request could not be given its credentials.
@@ -26,6 +78,24 @@ pub enum AuthError {
     Failed(String),
 }
 
+/// Why an authenticated exchange did not produce a response.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The credentials could not be produced or obtained (e.g. the OAuth2 token endpoint
+    /// failed). The message starts with `auth:` and never contains a secret.
+    #[error("{0}")]
+    Auth(String),
+    /// The callback request itself failed (connect, TLS, timeout, ...).
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
+}
+
+impl From<AuthError> for SendError {
+    fn from(e: AuthError) -> Self {
+        SendError::Auth(e.to_string())
+    }
+}
+
 impl AuthConfig {
     /// Parses and checks the `auth` object of an endpoint; errors name the field
     /// (`auth.token`, ...). Absent means `none`.
@@ -33,15 +103,51 @@ impl AuthConfig {
         let Some(value) = value else {
             return Ok(AuthConfig::None);
         };
-        let config: AuthConfig = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let field = if path == "." || path.is_empty() {
-                "auth".to_string()
-            } else {
-                format!("auth.{path}")
-            };
-            ValidationError::new(field, e.into_inner().to_string())
-        })?;
+        let Some(object) = value.as_object() else {
+            return Err(ValidationError::new(
+                "auth",
+                "must be an object with a `type`",
+            ));
+        };
+        let kind = match object.get("type") {
+            Some(serde_json::Value::String(t)) => t.as_str(),
+            Some(_) => return Err(ValidationError::new("auth.type", "must be a string")),
+            None => return Err(ValidationError::new("auth.type", "required")),
+        };
+        // Each scheme's fields are read on their own (not through the tagged enum, which
+        // buffers them and loses the path), so errors name the exact field.
+        let mut fields = object.clone();
+        fields.remove("type");
+        let fields = serde_json::Value::Object(fields);
+        let config = match kind {
+            "none" => match fields.as_object().and_then(|f| f.keys().next()) {
+                Some(extra) => {
+                    return Err(ValidationError::new(
+                        format!("auth.{extra}"),
+                        "unknown field: type `none` takes no fields",
+                    ));
+                }
+                None => AuthConfig::None,
+            },
+            "bearer" => AuthConfig::Bearer(fields_of(&fields)?),
+            "api_key" => AuthConfig::ApiKey(fields_of(&fields)?),
+            "x_api_key" => AuthConfig::XApiKey(fields_of(&fields)?),
+            "basic" => AuthConfig::Basic(fields_of(&fields)?),
+            "digest" => AuthConfig::Digest(fields_of(&fields)?),
+            "jwt" => AuthConfig::Jwt(fields_of(&fields)?),
+            "hmac" => AuthConfig::Hmac(fields_of(&fields)?),
+            "oauth2" => AuthConfig::OAuth2(fields_of(&fields)?),
+            "aws_sigv4" => AuthConfig::AwsSigV4(fields_of(&fields)?),
+            "client_certificate" => AuthConfig::ClientCertificate(fields_of(&fields)?),
+            other => {
+                return Err(ValidationError::new(
+                    "auth.type",
+                    format!(
+                        "unknown auth type {other:?}: one of none, bearer, api_key, x_api_key, basic, digest, jwt, hmac, oauth2, aws_sigv4, client_certificate"
+                    ),
+                ));
+            }
+        };
         config.validate()?;
         Ok(config)
     }
@@ -50,6 +156,14 @@ impl AuthConfig {
         match self {
             AuthConfig::None => Ok(()),
             AuthConfig::Bearer(b) => b.validate(),
+            AuthConfig::ApiKey(k) | AuthConfig::XApiKey(k) => k.validate(),
+            AuthConfig::Basic(b) => b.validate(),
+            AuthConfig::Digest(d) => d.validate(),
+            AuthConfig::Jwt(j) => j.validate(),
+            AuthConfig::Hmac(h) => h.validate(),
+            AuthConfig::OAuth2(o) => o.validate(),
+            AuthConfig::AwsSigV4(a) => a.validate(),
+            AuthConfig::ClientCertificate(c) => c.validate(),
         }
     }
 
@@ -57,22 +171,155 @@ impl AuthConfig {
         match self {
             AuthConfig::None => "none",
             AuthConfig::Bearer(_) => "bearer",
+            AuthConfig::ApiKey(_) => "api_key",
+            AuthConfig::XApiKey(_) => "x_api_key",
+            AuthConfig::Basic(_) => "basic",
+            AuthConfig::Digest(_) => "digest",
+            AuthConfig::Jwt(_) => "jwt",
+            AuthConfig::Hmac(_) => "hmac",
+            AuthConfig::OAuth2(_) => "oauth2",
+            AuthConfig::AwsSigV4(_) => "aws_sigv4",
+            AuthConfig::ClientCertificate(_) => "client_certificate",
         }
     }
 
     /// What the API may show: the type and the fields that are not secret.
     pub fn public_view(&self) -> serde_json::Value {
-        serde_json::json!({ "type": self.type_name() })
+        let mut view = match self {
+            AuthConfig::Basic(b) => serde_json::json!({ "username": b.username }),
+            AuthConfig::Digest(d) => serde_json::json!({ "username": d.username }),
+            AuthConfig::Jwt(j) => j.public_fields(),
+            AuthConfig::OAuth2(o) => o.public_fields(),
+            AuthConfig::AwsSigV4(a) => a.public_fields(),
+            AuthConfig::ClientCertificate(c) => c.public_fields(),
+            _ => serde_json::json!({}),
+        };
+        let mut out = serde_json::Map::new();
+        out.insert("type".into(), self.type_name().into());
+        if let Some(fields) = view.as_object_mut() {
+            out.append(fields);
+        }
+        serde_json::Value::Object(out)
     }
 
     /// Adds the credentials to a fully built request (URL, headers and body are final, so
-    /// schemes that sign the request sign exactly what is sent).
+    /// schemes that sign the request sign exactly what is sent). Digest and OAuth2 need
+    /// exchanges with the partner and add nothing here: use [`AuthConfig::send`].
     pub fn apply(&self, request: &mut reqwest::Request) -> Result<(), AuthError> {
         match self {
-            AuthConfig::None => Ok(()),
+            AuthConfig::None | AuthConfig::ClientCertificate(_) => Ok(()),
+            AuthConfig::Digest(_) | AuthConfig::OAuth2(_) => Ok(()),
             AuthConfig::Bearer(b) => b.apply(request),
+            AuthConfig::ApiKey(k) => k.apply(request, "api-key"),
+            AuthConfig::XApiKey(k) => k.apply(request, "x-api-key"),
+            AuthConfig::Basic(b) => b.apply(request),
+            AuthConfig::Jwt(j) => j.apply(request),
+            AuthConfig::Hmac(h) => h.apply(request),
+            AuthConfig::AwsSigV4(a) => a.apply(request),
         }
     }
+
+    /// Sends `request` with these credentials through `client` and returns the final
+    /// response: for Digest after answering the challenge, for OAuth2 after getting a token
+    /// (and one fresh token and one resend on a 401). Only the final outcome counts as the
+    /// attempt. `session` is this endpoint's state (see [`AuthSessions`]).
+    pub async fn send(
+        &self,
+        client: &reqwest::Client,
+        mut request: reqwest::Request,
+        session: &Session,
+        guard: TargetGuard,
+    ) -> Result<reqwest::Response, SendError> {
+        match self {
+            AuthConfig::Digest(d) => d.send(client, request, &session.digest).await,
+            AuthConfig::OAuth2(o) => o.send(client, request, &session.oauth2, guard).await,
+            _ => {
+                self.apply(&mut request)?;
+                Ok(client.execute(request).await?)
+            }
+        }
+    }
+
+    /// A digest of the whole configuration, to notice that an endpoint's auth changed.
+    fn fingerprint(&self) -> [u8; 32] {
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        Sha256::digest(&bytes).into()
+    }
+}
+
+/// Whether URLs that auth itself calls (the OAuth2 token URL) must be checked against
+/// private targets, as the callback URLs are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetGuard {
+    PublicOnly,
+    AllowPrivate,
+}
+
+/// One endpoint's auth state across deliveries: the Digest nonce and its count, the
+/// OAuth2 token. Starts empty; reset when the endpoint's auth configuration changes.
+#[derive(Default)]
+pub struct Session {
+    digest: digest::DigestState,
+    oauth2: oauth2::TokenCache,
+}
+
+/// A session and the fingerprint of the configuration it was made for.
+type FingerprintedSession = ([u8; 32], Arc<Session>);
+
+/// The [`Session`] of every endpoint this process sends to, keyed by endpoint id.
+#[derive(Default)]
+pub struct AuthSessions {
+    by_endpoint: Mutex<HashMap<Uuid, FingerprintedSession>>,
+}
+
+impl AuthSessions {
+    /// The endpoint's session; a fresh one when its auth configuration is new or changed
+    /// (after a PATCH, the old nonce or token must not be used with the new credentials).
+    pub fn session_for(&self, endpoint_id: Uuid, auth: &AuthConfig) -> Arc<Session> {
+        let stateful = matches!(auth, AuthConfig::Digest(_) | AuthConfig::OAuth2(_));
+        let mut map = self.by_endpoint.lock().expect("auth sessions lock");
+        if !stateful {
+            map.remove(&endpoint_id);
+            return Arc::new(Session::default());
+        }
+        let fingerprint = auth.fingerprint();
+        match map.get(&endpoint_id) {
+            Some((f, s)) if *f == fingerprint => s.clone(),
+            _ => {
+                let s = Arc::new(Session::default());
+                map.insert(endpoint_id, (fingerprint, s.clone()));
+                s
+            }
+        }
+    }
+}
+
+/// One scheme's fields; errors name the field (`auth.token`, `auth.algorithm`, ...).
+fn fields_of<T: serde::de::DeserializeOwned>(
+    fields: &serde_json::Value,
+) -> Result<T, ValidationError> {
+    serde_path_to_error::deserialize(fields).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let field = if path == "." || path.is_empty() {
+            field_from_message(&message)
+        } else {
+            format!("auth.{path}")
+        };
+        ValidationError::new(field, message)
+    })
+}
+
+/// "missing field `token`" / "unknown field `tokn`, ..." → `auth.token` / `auth.tokn`.
+fn field_from_message(message: &str) -> String {
+    for prefix in ["missing field `", "unknown field `"] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some(name) = rest.split('`').next()
+        {
+            return format!("auth.{name}");
+        }
+    }
+    "auth".to_string()
 }
 
 /// A header value from a secret, marked sensitive so that debug output of the request
@@ -82,6 +329,59 @@ pub(crate) fn sensitive_header(value: &str) -> Result<reqwest::header::HeaderVal
         .map_err(|_| AuthError::Failed("credential is not a valid header value".into()))?;
     v.set_sensitive(true);
     Ok(v)
+}
+
+/// Checks a secret that goes into a header as it is.
+pub(crate) fn check_header_secret(value: &str, field: &str) -> Result<(), ValidationError> {
+    if value.is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if value.chars().any(|c| c.is_control() || c == ' ') || !value.is_ascii() {
+        return Err(ValidationError::new(
+            field,
+            "must be printable ASCII without spaces or control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A required text field that is not a secret.
+pub(crate) fn check_non_empty(value: &str, field: &str) -> Result<(), ValidationError> {
+    if value.trim().is_empty() {
+        return Err(ValidationError::new(field, "must not be empty"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The path and query exactly as they go on the request line (`/cb?x=1`).
+pub(crate) fn path_and_query(url: &url::Url) -> &str {
+    &url[url::Position::BeforePath..url::Position::AfterQuery]
+}
+
+/// The bytes of the request body (empty for none). Bodies built by the dispatcher are
+/// always in memory.
+pub(crate) fn body_bytes(request: &reqwest::Request) -> Result<&[u8], AuthError> {
+    match request.body() {
+        None => Ok(&[]),
+        Some(b) => b
+            .as_bytes()
+            .ok_or_else(|| AuthError::Failed("the request body is not in memory".into())),
+    }
 }
 
 #[cfg(test)]
@@ -101,15 +401,66 @@ mod tests {
         assert_eq!(b.public_view(), json!({"type": "bearer"}));
 
         let missing = AuthConfig::from_json(Some(&json!({"type": "bearer"}))).unwrap_err();
-        assert!(missing.field.starts_with("auth"), "{missing:?}");
+        assert_eq!(missing.field, "auth.token", "{missing:?}");
         assert!(missing.message.contains("token"), "{missing:?}");
         let empty =
             AuthConfig::from_json(Some(&json!({"type": "bearer", "token": ""}))).unwrap_err();
         assert_eq!(empty.field, "auth.token");
         let unknown = AuthConfig::from_json(Some(&json!({"type": "kerberos"}))).unwrap_err();
-        assert!(unknown.field.starts_with("auth"), "{unknown:?}");
+        assert_eq!(unknown.field, "auth.type", "{unknown:?}");
+        let no_type = AuthConfig::from_json(Some(&json!({"token": "x"}))).unwrap_err();
+        assert_eq!(no_type.field, "auth.type", "{no_type:?}");
         let extra =
             AuthConfig::from_json(Some(&json!({"type": "bearer", "token": "t", "tokn": "x"})));
         assert!(extra.is_err(), "unknown fields are refused");
+        assert!(AuthConfig::from_json(Some(&json!("bearer"))).is_err());
+    }
+
+    #[test]
+    fn every_type_round_trips_and_hides_its_secrets() {
+        let configs = [
+            json!({"type": "api_key", "key": "k-secret-1"}),
+            json!({"type": "x_api_key", "key": "k-secret-2"}),
+            json!({"type": "basic", "username": "u", "password": "p-secret-3"}),
+            json!({"type": "digest", "username": "u", "password": "p-secret-4"}),
+            json!({"type": "hmac", "secret": "h-secret-5"}),
+            json!({"type": "jwt", "algorithm": "HS256", "key": "j-secret-6-0123456789abcdef0123", "issuer": "callbackd"}),
+            json!({"type": "oauth2", "token_url": "https://auth.example/token", "client_id": "cid", "client_secret": "o-secret-7", "scope": "cb"}),
+            json!({"type": "aws_sigv4", "access_key_id": "AKIDEXAMPLE", "secret_access_key": "a-secret-8", "region": "us-east-1", "service": "execute-api", "session_token": "a-secret-9"}),
+        ];
+        for c in configs {
+            let parsed = AuthConfig::from_json(Some(&c)).unwrap_or_else(|e| panic!("{c}: {e:?}"));
+            assert_eq!(parsed.type_name(), c["type"]);
+            let stored = serde_json::to_value(&parsed).unwrap();
+            assert_eq!(stored, c, "what is sealed is what came in");
+            let view = parsed.public_view().to_string();
+            assert!(!view.contains("secret-"), "{view}");
+            let debug = format!("{parsed:?}");
+            assert!(!debug.contains("secret-"), "{debug}");
+        }
+    }
+
+    #[test]
+    fn sessions_live_per_endpoint_until_the_auth_changes() {
+        let sessions = AuthSessions::default();
+        let (e1, e2) = (Uuid::new_v4(), Uuid::new_v4());
+        let digest = |p: &str| {
+            AuthConfig::from_json(Some(
+                &json!({"type": "digest", "username": "u", "password": p}),
+            ))
+            .unwrap()
+        };
+        let a = sessions.session_for(e1, &digest("one"));
+        assert!(Arc::ptr_eq(&a, &sessions.session_for(e1, &digest("one"))));
+        assert!(!Arc::ptr_eq(&a, &sessions.session_for(e2, &digest("one"))));
+        let changed = sessions.session_for(e1, &digest("two"));
+        assert!(
+            !Arc::ptr_eq(&a, &changed),
+            "a new password starts a new session"
+        );
+        assert!(Arc::ptr_eq(
+            &changed,
+            &sessions.session_for(e1, &digest("two"))
+        ));
     }
 }

@@ -207,7 +207,9 @@ impl Dispatcher {
         let result = match self.prepare(c) {
             Ok((request, auth)) => {
                 let timeout = Duration::from_millis(c.timeout_ms.max(1) as u64);
-                self.sender.attempt(request, &auth, timeout).await
+                self.sender
+                    .attempt(request, c.endpoint_id, &auth, timeout)
+                    .await
             }
             Err(error) => AttemptResult {
                 started_at: Utc::now(),

@@ -2,14 +2,16 @@
 //! redirects, uses no proxy, and (unless private targets are allowed) resolves names only
 //! to public addresses.
 
+use std::collections::HashMap;
 use std::error::Error as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use super::schedule::parse_retry_after;
-use crate::auth::AuthConfig;
+use crate::auth::{AuthConfig, AuthSessions, ClientCertificate, SendError, TargetGuard};
 use crate::netguard;
 
 /// The first bytes of a response that are kept in the attempt log.
@@ -31,14 +33,30 @@ impl AttemptResult {
     }
 }
 
+/// HTTP clients with a TLS client identity (mTLS), one per distinct identity.
+type IdentityClients = Mutex<HashMap<[u8; 32], reqwest::Client>>;
+
 #[derive(Clone)]
 pub struct Sender {
     client: reqwest::Client,
     allow_private_targets: bool,
+    /// Per-endpoint auth state (Digest nonce and count, OAuth2 token) across deliveries.
+    sessions: Arc<AuthSessions>,
+    identity_clients: Arc<IdentityClients>,
 }
 
 impl Sender {
     pub fn new(allow_private_targets: bool) -> Result<Self, reqwest::Error> {
+        Ok(Self {
+            client: Self::builder(allow_private_targets).build()?,
+            allow_private_targets,
+            sessions: Arc::default(),
+            identity_clients: Arc::default(),
+        })
+    }
+
+    /// The settings every client shares: no redirects, no proxy, the guarded resolver.
+    fn builder(allow_private_targets: bool) -> reqwest::ClientBuilder {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -48,31 +66,51 @@ impl Sender {
         if !allow_private_targets {
             builder = builder.dns_resolver(Arc::new(netguard::GuardedResolver));
         }
-        Ok(Self {
-            client: builder.build()?,
-            allow_private_targets,
-        })
+        builder
     }
 
-    /// Applies `auth`, sends, and reads at most [`RESPONSE_BODY_LIMIT`] bytes of the answer,
-    /// all within `timeout`.
+    /// The client to send with: the shared one, or the one of the endpoint's TLS identity
+    /// (built once per identity and reused).
+    fn client_for(&self, auth: &AuthConfig) -> Result<reqwest::Client, String> {
+        let AuthConfig::ClientCertificate(cert) = auth else {
+            return Ok(self.client.clone());
+        };
+        let key = cert.identity_key();
+        let mut clients = self.identity_clients.lock().expect("identity clients lock");
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let client = build_identity_client(cert, self.allow_private_targets)?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+
+    /// Applies `auth` (with the endpoint's auth state, through the client of its TLS
+    /// identity when it has one), sends, and reads at most [`RESPONSE_BODY_LIMIT`] bytes of
+    /// the answer, all within `timeout`. The exchanges an auth scheme needs (Digest
+    /// challenge, OAuth2 token) are part of the attempt and of its time.
     pub async fn attempt(
         &self,
-        mut request: reqwest::Request,
+        request: reqwest::Request,
+        endpoint_id: Uuid,
         auth: &AuthConfig,
         timeout: Duration,
     ) -> AttemptResult {
         let started_at = Utc::now();
         let clock = Instant::now();
         let outcome = async {
-            if !self.allow_private_targets {
+            let guard = if self.allow_private_targets {
+                TargetGuard::AllowPrivate
+            } else {
                 netguard::check_literal(request.url())
                     .map_err(|e| format!("forbidden target: {e}"))?;
-            }
-            auth.apply(&mut request).map_err(|e| e.to_string())?;
+                TargetGuard::PublicOnly
+            };
+            let client = self.client_for(auth)?;
+            let session = self.sessions.session_for(endpoint_id, auth);
             let sent = tokio::time::timeout(timeout, async {
-                let response = self.client.execute(request).await?;
-                read_head(response).await
+                let response = auth.send(&client, request, &session, guard).await?;
+                Ok::<_, SendError>(read_head(response).await?)
             })
             .await;
             match sent {
@@ -80,7 +118,8 @@ impl Sender {
                     "timeout: no complete answer within {} ms",
                     timeout.as_millis()
                 )),
-                Ok(Err(e)) => Err(describe(&e, timeout)),
+                Ok(Err(SendError::Auth(message))) => Err(message),
+                Ok(Err(SendError::Http(e))) => Err(describe(&e, timeout)),
                 Ok(Ok(head)) => Ok(head),
             }
         }
@@ -116,6 +155,16 @@ impl Sender {
             },
         }
     }
+}
+
+fn build_identity_client(
+    cert: &ClientCertificate,
+    allow_private_targets: bool,
+) -> Result<reqwest::Client, String> {
+    cert.configure(Sender::builder(allow_private_targets))
+        .map_err(|(_, m)| format!("auth: client_certificate: {m}"))?
+        .build()
+        .map_err(|e| format!("auth: client_certificate: {e}"))
 }
 
 struct Head {

@@ -1,7 +1,7 @@
 //! Spawns the real application on a fresh PostgreSQL database per test, with a reqwest
 //! client for the API. The database is dropped when the `TestApp` is.
 
-#![allow(dead_code)] // shared by the api and ingest test targets
+#![allow(dead_code)] // shared by the api, ingest, auth and console test targets
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! A partner's callback receiver: a real HTTP server on 127.0.0.1 that records every request
 //! (with its arrival time) and answers from a script.
 
-#![allow(dead_code)] // shared by the api and ingest test targets
+#![allow(dead_code)] // shared by the api, ingest, auth and console test targets
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

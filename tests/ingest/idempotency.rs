@@ -48,7 +48,8 @@ async fn a_repeat_returns_the_first_answer_and_creates_nothing() {
     let first_json: Value = serde_json::from_str(&first_text).unwrap();
     assert_eq!(first_json["deliveries"].as_array().unwrap().len(), 1);
     let delivery = first_json["deliveries"][0]["id"].as_str().unwrap();
-    app.wait_for_state(delivery, "delivered", Duration::from_secs(5)).await;
+    app.wait_for_state(delivery, "delivered", Duration::from_secs(5))
+        .await;
 
     let before = app.row_counts().await;
     let again = post_keyed(&app, "order-42/paid", &body).await;
