@@ -5,10 +5,8 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
 
 #[path = "../api/helpers.rs"]
-#[allow(dead_code)]
 mod helpers;
 #[path = "../api/receiver.rs"]
-#[allow(dead_code)]
 mod receiver;
 
 use std::process::{Child, Command, Stdio};
