@@ -151,18 +151,24 @@ async fn register(
     Ok(partners)
 }
 
-/// `per_partner` proposal.status notifications for each partner, one statement per partner.
+/// `per_partner` proposal.status notifications for each partner, interleaved across partners
+/// (as a platform's batch of status changes is), in statements of up to 20,000.
 async fn enqueue_bulk(pool: &PgPool, partners: &[Uuid], per_partner: u64) -> anyhow::Result<()> {
-    for p in partners {
+    let rounds_per_statement = (20_000 / partners.len().max(1)).max(1) as i64;
+    let mut start = 1i64;
+    while start <= per_partner as i64 {
+        let end = (start + rounds_per_statement - 1).min(per_partner as i64);
         sqlx::query(
-            "SELECT count(callbackd_enqueue($1, 'production', 'proposal.status', gen_random_uuid(),
+            "SELECT count(callbackd_enqueue(p, 'production', 'proposal.status', gen_random_uuid(),
                                            (g % 12)::int, 'BENCH-' || g))
-             FROM generate_series(1, $2) g",
+             FROM generate_series($2::int8, $3::int8) g, unnest($1::uuid[]) p",
         )
-        .bind(p)
-        .bind(per_partner as i64)
+        .bind(partners)
+        .bind(start)
+        .bind(end)
         .execute(pool)
         .await?;
+        start = end + 1;
     }
     Ok(())
 }
@@ -188,7 +194,7 @@ async fn latencies(pool: &PgPool, like: &str) -> anyhow::Result<(i64, [f64; 4])>
                 percentile_cont(0.95) WITHIN GROUP (ORDER BY ms),
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY ms),
                 max(ms)
-         FROM (SELECT extract(epoch FROM d.delivered_at - n.created_at) * 1000 AS ms
+         FROM (SELECT (extract(epoch FROM d.delivered_at - n.created_at) * 1000)::float8 AS ms
                FROM deliveries d JOIN notifications n ON n.id = d.notification_id
                JOIN endpoints e ON e.id = d.endpoint_id
                WHERE d.state = 'delivered' AND e.url LIKE $1) x",
