@@ -323,6 +323,7 @@ impl Dispatcher {
             event_type: &c.event_type,
             unix_time: Utc::now().timestamp(),
             body: c.body.as_deref(),
+            sequence: c.sequence,
         }
         .build();
         Ok((request, self.auth_for(c)?))

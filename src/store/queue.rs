@@ -29,6 +29,8 @@ pub struct Claimed {
     pub status: Option<i16>,
     pub identifier: Option<String>,
     pub body: Option<String>,
+    /// Position within its (endpoint, ordering key), when the endpoint orders deliveries.
+    pub sequence: Option<i64>,
 }
 
 /// What happens to a delivery after an attempt.
@@ -83,6 +85,7 @@ pub async fn claim(
                AND greatest(d.next_attempt_at, d.locked_until) <= now()
                AND d.endpoint_id <> ALL ($4::uuid[])
                AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = d.endpoint_id AND e.enabled)
+               AND NOT callbackd_is_blocked(d.endpoint_id, d.ordering_key, d.sequence)
              ORDER BY greatest(d.next_attempt_at, d.locked_until)
              LIMIT $1
              FOR UPDATE OF d SKIP LOCKED
@@ -110,7 +113,7 @@ pub async fn claim(
          RETURNING d.id, d.notification_id, d.partner_id, d.endpoint_id, d.event_type,
                    d.attempts AS attempt, d.series, e.url, e.method, e.auth_sealed,
                    e.updated_at AS endpoint_updated_at, e.timeout_ms, e.max_attempts,
-                   n.proposal, n.status, n.identifier, n.body::text AS body",
+                   n.proposal, n.status, n.identifier, n.body::text AS body, d.sequence",
     )
     .bind(limit)
     .bind(lease_ms)
@@ -215,6 +218,7 @@ pub async fn next_due_in_ms(pool: &PgPool) -> Result<Option<i64>> {
          FROM deliveries d
          WHERE d.state = 'pending'
            AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = d.endpoint_id AND e.enabled)
+           AND NOT callbackd_is_blocked(d.endpoint_id, d.ordering_key, d.sequence)
          ORDER BY greatest(d.next_attempt_at, d.locked_until)
          LIMIT 1",
     )
