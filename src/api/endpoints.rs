@@ -11,8 +11,12 @@ use uuid::Uuid;
 use super::extract::{ApiJson, path_id};
 use super::{ApiContext, ApiError};
 use crate::auth::AuthConfig;
-use crate::model::{Environment, EventType, Method, Ordering, ValidationError, validate_url_shape};
+use crate::model::{
+    Environment, EventType, Method, Ordering, Signing, ValidationError, validate_url_shape,
+};
 use crate::netguard;
+use crate::signing::SigningKeys;
+use crate::store::SigningChange;
 use crate::store::{Endpoint, EndpointRecord, Partner};
 
 pub fn router() -> Router<ApiContext> {
@@ -33,6 +37,9 @@ struct EndpointBody {
     max_attempts: Option<i64>,
     enabled: Option<bool>,
     ordering: Option<Ordering>,
+    signing: Option<Signing>,
+    signing_secret: Option<String>,
+    signing_grace_s: Option<i64>,
 }
 
 fn required<T>(v: Option<T>, field: &str) -> Result<T, ValidationError> {
@@ -57,7 +64,7 @@ async fn record(
     partner_id: Uuid,
     body: EndpointBody,
     current: Option<&Endpoint>,
-) -> Result<EndpointRecord, ApiError> {
+) -> Result<(EndpointRecord, Option<String>), ApiError> {
     let environment = required(
         body.environment.or(current.map(|c| c.environment)),
         "environment",
@@ -144,7 +151,8 @@ async fn record(
         }
     };
 
-    Ok(EndpointRecord {
+    let (signing, revealed) = signing_change(ctx, id, &body, current).await?;
+    let record = EndpointRecord {
         id,
         partner_id,
         environment,
@@ -158,7 +166,68 @@ async fn record(
         max_attempts: in_range(max_attempts, "max_attempts", 1, 100)?,
         enabled: body.enabled.or(current.map(|c| c.enabled)).unwrap_or(true),
         ordering,
-    })
+        signing,
+    };
+    Ok((record, revealed))
+}
+
+/// What the body asks of the Standard Webhooks keys. A new `signing_secret` on a signed
+/// endpoint rotates: the old secret keeps signing for `signing_grace_s` (default one day).
+/// A secret callbackd generates is returned once, in this answer.
+async fn signing_change(
+    ctx: &ApiContext,
+    id: Uuid,
+    body: &EndpointBody,
+    current: Option<&Endpoint>,
+) -> Result<(SigningChange, Option<String>), ApiError> {
+    let signed_now = current.is_some_and(|c| c.signing != "none");
+    let grace = body.signing_grace_s.unwrap_or(86_400);
+    if !(0..=30 * 86_400).contains(&grace) {
+        return Err(
+            ValidationError::new("signing_grace_s", "must be between 0 and 2592000").into(),
+        );
+    }
+    let seal = |keys: &SigningKeys| -> Result<SigningChange, ApiError> {
+        let plain = serde_json::to_vec(keys).map_err(|e| ApiError::Internal(e.into()))?;
+        Ok(SigningChange::Set(
+            ctx.secrets.seal(&plain, &crate::signing::binding(id)),
+        ))
+    };
+    match (body.signing, &body.signing_secret) {
+        (Some(Signing::None), Some(_)) => Err(ValidationError::new(
+            "signing_secret",
+            "cannot be combined with \"signing\": \"none\"",
+        )
+        .into()),
+        (Some(Signing::None), None) => Ok((SigningChange::Clear, None)),
+        (_, Some(secret)) => {
+            crate::signing::validate_secret(secret)?;
+            let keys = match Endpoint::signing_sealed(&ctx.pool, id).await? {
+                Some(sealed) if signed_now => {
+                    let plain = ctx
+                        .secrets
+                        .open(&sealed, &crate::signing::binding(id))
+                        .map_err(|e| ApiError::Internal(e.into()))?;
+                    let old: SigningKeys =
+                        serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.into()))?;
+                    old.rotate(
+                        secret.clone(),
+                        chrono::Utc::now(),
+                        chrono::Duration::seconds(grace),
+                    )
+                }
+                _ => SigningKeys::new(secret.clone()),
+            };
+            Ok((seal(&keys)?, None))
+        }
+        (Some(Signing::StandardWebhooks), None) if signed_now => Ok((SigningChange::Keep, None)),
+        (Some(Signing::StandardWebhooks), None) => {
+            let secret = crate::signing::generate_secret();
+            Ok((seal(&SigningKeys::new(secret.clone()))?, Some(secret)))
+        }
+        (None, None) if current.is_some() => Ok((SigningChange::Keep, None)),
+        (None, None) => Ok((SigningChange::Clear, None)),
+    }
 }
 
 async fn create(
@@ -168,11 +237,10 @@ async fn create(
 ) -> Result<(StatusCode, Json<Endpoint>), ApiError> {
     let partner_id = path_id(&partner_id, "partner")?;
     Partner::get(&ctx.pool, partner_id).await?;
-    let r = record(&ctx, Uuid::now_v7(), partner_id, body, None).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(Endpoint::insert(&ctx.pool, &r).await?),
-    ))
+    let (r, revealed) = record(&ctx, Uuid::now_v7(), partner_id, body, None).await?;
+    let mut created = Endpoint::insert(&ctx.pool, &r).await?;
+    created.signing_secret = revealed;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 async fn list(
@@ -202,8 +270,10 @@ async fn change(
     ApiJson(body): ApiJson<EndpointBody>,
 ) -> Result<Json<Endpoint>, ApiError> {
     let current = Endpoint::get(&ctx.pool, path_id(&id, "endpoint")?).await?;
-    let r = record(&ctx, current.id, current.partner_id, body, Some(&current)).await?;
-    Ok(Json(Endpoint::update(&ctx.pool, &r).await?))
+    let (r, revealed) = record(&ctx, current.id, current.partner_id, body, Some(&current)).await?;
+    let mut updated = Endpoint::update(&ctx.pool, &r).await?;
+    updated.signing_secret = revealed;
+    Ok(Json(updated))
 }
 
 async fn remove(

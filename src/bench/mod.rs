@@ -148,6 +148,7 @@ async fn register(
                 method: Method::Post,
                 event_types: vec!["proposal.status".into()],
                 ordering,
+                signing: crate::store::SigningChange::Clear,
                 auth_type: "none".into(),
                 auth_public: serde_json::json!({"type": "none"}),
                 auth_sealed: secrets.seal(br#"{"type":"none"}"#, id.as_bytes()),

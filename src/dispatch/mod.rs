@@ -10,6 +10,7 @@
 //! ```
 
 mod completer;
+mod credentials;
 mod request;
 mod schedule;
 mod sender;
@@ -19,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::PgPool;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -35,9 +36,6 @@ pub use request::{USER_AGENT, proposal_status_url};
 pub use schedule::{RetryPolicy, parse_retry_after};
 pub use sender::{AttemptResult, RESPONSE_BODY_LIMIT, Sender};
 
-/// Decrypted auth per endpoint, valid while the endpoint's `updated_at` is unchanged.
-type AuthCache = Mutex<HashMap<Uuid, (DateTime<Utc>, Arc<AuthConfig>)>>;
-
 pub struct Dispatcher {
     pool: PgPool,
     settings: Arc<Settings>,
@@ -45,7 +43,7 @@ pub struct Dispatcher {
     sender: Sender,
     policy: RetryPolicy,
     wake: Arc<Notify>,
-    auth_cache: AuthCache,
+    credentials: credentials::CredentialCache,
     /// Requests in flight per endpoint, for the per-endpoint cap.
     in_flight: Mutex<HashMap<Uuid, usize>>,
 }
@@ -62,7 +60,7 @@ impl Dispatcher {
             settings,
             secrets,
             wake: Arc::new(Notify::new()),
-            auth_cache: Mutex::new(HashMap::new()),
+            credentials: Default::default(),
             in_flight: Mutex::new(HashMap::new()),
         })
     }
@@ -315,35 +313,27 @@ impl Dispatcher {
             _ => url::Url::parse(&c.url),
         }
         .map_err(|e| format!("request: endpoint URL does not parse: {e}"))?;
-        let request = request::CallbackRequest {
+        let creds = self.credentials.get(&self.secrets, c)?;
+        let unix_time = Utc::now().timestamp();
+        let mut request = request::CallbackRequest {
             url,
             method,
             delivery_id: c.id,
             attempt: c.attempt,
             event_type: &c.event_type,
-            unix_time: Utc::now().timestamp(),
+            unix_time,
             body: c.body.as_deref(),
             sequence: c.sequence,
         }
         .build();
-        Ok((request, self.auth_for(c)?))
-    }
-
-    fn auth_for(&self, c: &Claimed) -> Result<Arc<AuthConfig>, String> {
-        let mut cache = self.auth_cache.lock().expect("auth cache lock");
-        if let Some((at, auth)) = cache.get(&c.endpoint_id)
-            && *at == c.endpoint_updated_at
-        {
-            return Ok(auth.clone());
+        if let Some(keys) = &creds.signing {
+            let body = request
+                .body()
+                .and_then(|b| b.as_bytes())
+                .unwrap_or_default();
+            let signature = keys.signature(&c.id.to_string(), unix_time, body, Utc::now());
+            request::set_standard_webhooks(&mut request, c.id, unix_time, &signature);
         }
-        let plain = self
-            .secrets
-            .open(&c.auth_sealed, c.endpoint_id.as_bytes())
-            .map_err(|e| format!("auth: {e}"))?;
-        let auth: AuthConfig = serde_json::from_slice(&plain)
-            .map_err(|_| "auth: stored auth configuration is unreadable".to_string())?;
-        let auth = Arc::new(auth);
-        cache.insert(c.endpoint_id, (c.endpoint_updated_at, auth.clone()));
-        Ok(auth)
+        Ok((request, creds.auth.clone()))
     }
 }

@@ -91,6 +91,27 @@ impl CallbackRequest<'_> {
     }
 }
 
+/// The Standard Webhooks headers: `webhook-id` is the `X-Callback-Id`, `webhook-timestamp`
+/// the `X-Callback-Timestamp`.
+pub fn set_standard_webhooks(
+    request: &mut reqwest::Request,
+    id: Uuid,
+    unix_time: i64,
+    signature: &str,
+) {
+    let headers = request.headers_mut();
+    for (name, value) in [
+        ("webhook-id", id.to_string()),
+        ("webhook-timestamp", unix_time.to_string()),
+        ("webhook-signature", signature.to_string()),
+    ] {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::try_from(value).expect("ASCII header value"),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,18 @@ wire_enum!(Ordering, "ordering", {
     PerProposal => "per_proposal",
 });
 
+/// Whether requests carry Standard Webhooks signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Signing {
+    None,
+    StandardWebhooks,
+}
+
+wire_enum!(Signing, "signing", {
+    None => "none",
+    StandardWebhooks => "standard_webhooks",
+});
+
 impl Method {
     /// POST and PUT carry the notification's body; GET carries only the query.
     pub fn has_body(self) -> bool {

@@ -24,6 +24,12 @@ pub struct Endpoint {
     pub timeout_ms: i32,
     pub max_attempts: i32,
     pub enabled: bool,
+    /// `standard_webhooks` when requests are signed, else `none`.
+    pub signing: String,
+    /// A generated signing secret, shown once in the answer that created it.
+    #[sqlx(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Filled in by [`Endpoint::with_health`] where a view shows it.
@@ -42,6 +48,7 @@ pub struct EndpointRecord {
     pub method: Method,
     pub event_types: Vec<String>,
     pub ordering: Ordering,
+    pub signing: SigningChange,
     pub auth_type: String,
     pub auth_public: serde_json::Value,
     pub auth_sealed: Vec<u8>,
@@ -50,15 +57,43 @@ pub struct EndpointRecord {
     pub enabled: bool,
 }
 
+/// What a write does to the Standard Webhooks keys.
+#[derive(Debug, Clone)]
+pub enum SigningChange {
+    Keep,
+    Set(Vec<u8>),
+    Clear,
+}
+
+impl SigningChange {
+    fn mode(&self) -> &'static str {
+        match self {
+            SigningChange::Keep => "keep",
+            SigningChange::Set(_) => "set",
+            SigningChange::Clear => "clear",
+        }
+    }
+
+    fn sealed(&self) -> Option<&[u8]> {
+        match self {
+            SigningChange::Set(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 const RETURNING: &str = "id, partner_id, environment, url, method, event_types, ordering, \
-                         auth_public, timeout_ms, max_attempts, enabled, created_at, updated_at";
+                         auth_public, timeout_ms, max_attempts, enabled, \
+                         CASE WHEN signing_sealed IS NULL THEN 'none' ELSE 'standard_webhooks' END \
+                         AS signing, created_at, updated_at";
 
 impl Endpoint {
     pub async fn insert(pool: &PgPool, r: &EndpointRecord) -> Result<Endpoint> {
         sqlx::query_as(const_format::concatcp!(
             "INSERT INTO endpoints (id, partner_id, environment, url, method, event_types,
-                 auth_type, auth_public, auth_sealed, timeout_ms, max_attempts, enabled, ordering)
-             SELECT $1, p.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+                 auth_type, auth_public, auth_sealed, timeout_ms, max_attempts, enabled, ordering,
+                 signing_sealed)
+             SELECT $1, p.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
              FROM partners p WHERE p.id = $2 AND p.deleted_at IS NULL
              RETURNING ",
             RETURNING
@@ -76,6 +111,7 @@ impl Endpoint {
         .bind(r.max_attempts)
         .bind(r.enabled)
         .bind(r.ordering.as_str())
+        .bind(r.signing.sealed())
         .fetch_optional(pool)
         .await?
         .ok_or(StoreError::NotFound("partner"))
@@ -90,6 +126,8 @@ impl Endpoint {
                  auth_public = CASE WHEN length($7) > 0 THEN $8 ELSE auth_public END,
                  auth_sealed = CASE WHEN length($7) > 0 THEN $7 ELSE auth_sealed END,
                  timeout_ms = $9, max_attempts = $10, enabled = $11, ordering = $12,
+                 signing_sealed = CASE $13 WHEN 'keep' THEN signing_sealed
+                                           WHEN 'set' THEN $14 END,
                  updated_at = now()
              WHERE id = $1 AND deleted_at IS NULL
              RETURNING ",
@@ -107,6 +145,8 @@ impl Endpoint {
         .bind(r.max_attempts)
         .bind(r.enabled)
         .bind(r.ordering.as_str())
+        .bind(r.signing.mode())
+        .bind(r.signing.sealed())
         .fetch_optional(pool)
         .await?
         .ok_or(StoreError::NotFound("endpoint"))?;
@@ -121,6 +161,17 @@ impl Endpoint {
     pub async fn with_health(mut self, pool: &PgPool) -> Result<Endpoint> {
         self.health = Some(EndpointHealth::of(pool, self.id).await?);
         Ok(self)
+    }
+
+    /// The sealed Standard Webhooks keys, for a rotation.
+    pub async fn signing_sealed(pool: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT signing_sealed FROM endpoints WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+                .flatten(),
+        )
     }
 
     pub async fn get(pool: &PgPool, id: Uuid) -> Result<Endpoint> {

@@ -20,7 +20,7 @@ use sqlx::{PgPool, Postgres};
 pub use bulk::replay_matching;
 pub use cursor::Cursor;
 pub use deliveries::{Attempt, Delivery, DeliveryDetail, DeliveryFilter};
-pub use endpoints::{Endpoint, EndpointRecord};
+pub use endpoints::{Endpoint, EndpointRecord, SigningChange};
 pub use health::EndpointHealth;
 pub use keyring::verify_or_init_key;
 pub use notifications::{DeliveryRef, Enqueued, ItemError, Keyed, Notification};

@@ -31,6 +31,8 @@ pub struct Claimed {
     pub body: Option<String>,
     /// Position within its (endpoint, ordering key), when the endpoint orders deliveries.
     pub sequence: Option<i64>,
+    /// Standard Webhooks keys, sealed; None when the endpoint is not signed.
+    pub signing_sealed: Option<Vec<u8>>,
 }
 
 /// What happens to a delivery after an attempt.
@@ -113,7 +115,8 @@ pub async fn claim(
          RETURNING d.id, d.notification_id, d.partner_id, d.endpoint_id, d.event_type,
                    d.attempts AS attempt, d.series, e.url, e.method, e.auth_sealed,
                    e.updated_at AS endpoint_updated_at, e.timeout_ms, e.max_attempts,
-                   n.proposal, n.status, n.identifier, n.body::text AS body, d.sequence",
+                   n.proposal, n.status, n.identifier, n.body::text AS body, d.sequence,
+                   e.signing_sealed",
     )
     .bind(limit)
     .bind(lease_ms)

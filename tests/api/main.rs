@@ -10,6 +10,7 @@ mod endpoints;
 mod operators;
 mod ordering;
 mod retries;
+mod signing;
 mod sql_enqueue;
 mod validation;
 mod workers;
