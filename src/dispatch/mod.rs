@@ -13,6 +13,7 @@ mod completer;
 mod request;
 mod schedule;
 mod sender;
+pub mod test_callback;
 mod wakeup;
 
 use std::collections::HashMap;
