@@ -301,6 +301,33 @@ mod tests {
         assert_eq!(roles_of("PUT", "/v1/partners/{id}"), None);
     }
 
+    /// docs/partners.md shows the table the middleware enforces, row for row.
+    #[test]
+    fn the_partner_guide_states_the_same_roles() {
+        let doc = include_str!("../../docs/partners.md");
+        let rows: Vec<&str> = doc
+            .lines()
+            .filter(|l| l.starts_with("| `") && l.contains("`/v1/"))
+            .collect();
+        assert_eq!(rows.len(), ROUTE_ROLES.len(), "{rows:#?}");
+        for r in ROUTE_ROLES {
+            let roles = if r.roles.contains(&Role::Partner) {
+                "operator, partner"
+            } else {
+                "operator"
+            };
+            let row = format!(
+                "| `{}` | `{}` | {} | {} |",
+                r.method, r.path, roles, r.scope
+            )
+            .replace("|  |", "| |");
+            assert!(
+                rows.contains(&row.as_str()),
+                "docs/partners.md lacks: {row}"
+            );
+        }
+    }
+
     #[test]
     fn partners_never_enqueue_or_manage_tokens_or_read_the_audit() {
         for r in ROUTE_ROLES {
