@@ -115,7 +115,11 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
     let id = visible(&ctx, caller, &id).await?.delivery.id;
-    Ok(Json(Delivery::cancel(&ctx.pool, id).await?))
+    let reason = match caller {
+        Caller::Operator => "canceled by operator",
+        Caller::Partner { .. } => "canceled by partner",
+    };
+    Ok(Json(Delivery::cancel_because(&ctx.pool, id, reason).await?))
 }
 
 /// The filter of a bulk replay: the list's filters, as a JSON body.

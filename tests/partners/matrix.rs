@@ -324,6 +324,9 @@ async fn every_route_with_every_role() {
             let (status, answer) =
                 call(app, Some(&token_a), case.method, &path, body.as_ref()).await;
             assert_eq!(status, case.ok, "{what} as partner A: {answer}");
+            if case.template == "/v1/deliveries/{id}/cancel" {
+                assert_eq!(answer["last_error"], "canceled by partner");
+            }
             if case.template == "/v1/deliveries" {
                 let items = answer["items"].as_array().unwrap();
                 assert!(!items.is_empty());
