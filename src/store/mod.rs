@@ -31,9 +31,10 @@ pub use keyring::verify_or_init_key;
 pub use notifications::{DeliveryRef, Enqueued, ItemError, Keyed, Notification};
 pub use partners::Partner;
 pub use queue::{Claimed, Next, Outcome, claim, complete, next_due_in_ms};
-pub use tokens::{NewToken, PartnerToken, TOKEN_PREFIX, TokenOwner};
 
 use crate::model::ValidationError;
+
+pub use tokens::{NewToken, PartnerToken, TOKEN_PREFIX, TokenOwner};
 
 /// The PostgreSQL channel that wakes the workers (also used by `callbackd_enqueue`).
 pub const WAKE_CHANNEL: &str = "callbackd_due";
