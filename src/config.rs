@@ -29,6 +29,7 @@ pub struct Settings {
     pub max_attempts: u32,
     pub allow_private_targets: bool,
     pub worker_concurrency: usize,
+    pub endpoint_concurrency: usize,
     pub lease_ms: u64,
     pub endpoint_timeout_ms: u64,
     pub claim_batch: usize,
@@ -50,6 +51,7 @@ impl std::fmt::Debug for Settings {
             .field("max_attempts", &self.max_attempts)
             .field("allow_private_targets", &self.allow_private_targets)
             .field("worker_concurrency", &self.worker_concurrency)
+            .field("endpoint_concurrency", &self.endpoint_concurrency)
             .field("lease_ms", &self.lease_ms)
             .field("endpoint_timeout_ms", &self.endpoint_timeout_ms)
             .field("claim_batch", &self.claim_batch)
@@ -134,6 +136,9 @@ impl Settings {
         }
         if self.worker_concurrency == 0 {
             return invalid("worker_concurrency", "must be at least 1");
+        }
+        if self.endpoint_concurrency == 0 || self.endpoint_concurrency > 10_000 {
+            return invalid("endpoint_concurrency", "must be between 1 and 10000");
         }
         if self.claim_batch == 0 || self.claim_batch > 10_000 {
             return invalid("claim_batch", "must be between 1 and 10000");

@@ -13,7 +13,7 @@ use super::extract::{ApiJson, path_id};
 use super::{ApiContext, ApiError};
 use crate::auth::AuthConfig;
 use crate::dispatch::test_callback;
-use crate::model::{Environment, EventType, Method, ValidationError, validate_url_shape};
+use crate::model::{Environment, EventType, Method, Ordering, ValidationError, validate_url_shape};
 use crate::netguard;
 use crate::store::{Endpoint, EndpointRecord, EndpointTest, Partner};
 
@@ -36,6 +36,7 @@ struct EndpointBody {
     timeout_ms: Option<i64>,
     max_attempts: Option<i64>,
     enabled: Option<bool>,
+    ordering: Option<Ordering>,
 }
 
 fn required<T>(v: Option<T>, field: &str) -> Result<T, ValidationError> {
@@ -111,6 +112,18 @@ async fn record(
         )
         .into());
     }
+    // Ordered by default wherever there is a proposal to order by.
+    let orderable = event_types
+        .iter()
+        .any(|e| matches!(e, EventType::ProposalStatus | EventType::ScheduleEvent));
+    let ordering = body
+        .ordering
+        .or(current.map(|c| c.ordering))
+        .unwrap_or(if orderable {
+            Ordering::PerProposal
+        } else {
+            Ordering::None
+        });
     let mut names: Vec<String> = Vec::with_capacity(event_types.len());
     for e in event_types {
         if !names.iter().any(|n| n == e.as_str()) {
@@ -164,6 +177,7 @@ async fn record(
         timeout_ms: in_range(timeout_ms, "timeout_ms", 100, max_timeout)?,
         max_attempts: in_range(max_attempts, "max_attempts", 1, 100)?,
         enabled: body.enabled.or(current.map(|c| c.enabled)).unwrap_or(true),
+        ordering,
     })
 }
 

@@ -5,7 +5,7 @@
 mod process;
 mod receiver;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::Ordering as AtomicOrdering;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::crypto::SecretBox;
-use crate::model::{Environment, Method};
+use crate::model::{Environment, Method, Ordering};
 use crate::store::{Endpoint, EndpointRecord, Partner};
 use process::{Usage, Worker};
 
@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// Duration of steady, seconds.
     #[arg(long, default_value_t = 30)]
     seconds: u64,
+    /// Deliver per proposal in order (the default for proposal.status endpoints); `--unordered`
+    /// measures the same scenario without the ordering check.
+    #[arg(long)]
+    unordered: bool,
     /// Endpoints (one partner each).
     #[arg(long, default_value_t = 100)]
     endpoints: usize,
@@ -123,7 +127,13 @@ async fn register(
     secrets: &SecretBox,
     base: &str,
     paths: &[&str],
+    ordered: bool,
 ) -> anyhow::Result<Vec<Uuid>> {
+    let ordering = if ordered {
+        Ordering::PerProposal
+    } else {
+        Ordering::None
+    };
     let mut partners = Vec::new();
     for (i, path) in paths.iter().enumerate() {
         let p = Partner::create(pool, &format!("bench-{i}")).await?;
@@ -137,6 +147,7 @@ async fn register(
                 url: format!("{base}/{path}/{i}"),
                 method: Method::Post,
                 event_types: vec!["proposal.status".into()],
+                ordering,
                 auth_type: "none".into(),
                 auth_public: serde_json::json!({"type": "none"}),
                 auth_sealed: secrets.seal(br#"{"type":"none"}"#, id.as_bytes()),
@@ -151,18 +162,24 @@ async fn register(
     Ok(partners)
 }
 
-/// `per_partner` proposal.status notifications for each partner, one statement per partner.
+/// `per_partner` proposal.status notifications for each partner, interleaved across partners
+/// (as a platform's batch of status changes is), in statements of up to 20,000.
 async fn enqueue_bulk(pool: &PgPool, partners: &[Uuid], per_partner: u64) -> anyhow::Result<()> {
-    for p in partners {
+    let rounds_per_statement = (20_000 / partners.len().max(1)).max(1) as i64;
+    let mut start = 1i64;
+    while start <= per_partner as i64 {
+        let end = (start + rounds_per_statement - 1).min(per_partner as i64);
         sqlx::query(
-            "SELECT count(callbackd_enqueue($1, 'production', 'proposal.status', gen_random_uuid(),
+            "SELECT count(callbackd_enqueue(p, 'production', 'proposal.status', gen_random_uuid(),
                                            (g % 12)::int, 'BENCH-' || g))
-             FROM generate_series(1, $2) g",
+             FROM generate_series($2::int8, $3::int8) g, unnest($1::uuid[]) p",
         )
-        .bind(p)
-        .bind(per_partner as i64)
+        .bind(partners)
+        .bind(start)
+        .bind(end)
         .execute(pool)
         .await?;
+        start = end + 1;
     }
     Ok(())
 }
@@ -188,7 +205,7 @@ async fn latencies(pool: &PgPool, like: &str) -> anyhow::Result<(i64, [f64; 4])>
                 percentile_cont(0.95) WITHIN GROUP (ORDER BY ms),
                 percentile_cont(0.99) WITHIN GROUP (ORDER BY ms),
                 max(ms)
-         FROM (SELECT extract(epoch FROM d.delivered_at - n.created_at) * 1000 AS ms
+         FROM (SELECT (extract(epoch FROM d.delivered_at - n.created_at) * 1000)::float8 AS ms
                FROM deliveries d JOIN notifications n ON n.id = d.notification_id
                JOIN endpoints e ON e.id = d.endpoint_id
                WHERE d.state = 'delivered' AND e.url LIKE $1) x",
@@ -246,7 +263,7 @@ async fn burst(settings: &Settings, args: &BenchArgs, slow: bool) -> anyhow::Res
         paths[0] = "hang";
         paths[1] = "fail";
     }
-    let partners = register(&pool, &secrets, &base, &paths).await?;
+    let partners = register(&pool, &secrets, &base, &paths, !args.unordered).await?;
     let per = args.deliveries / args.endpoints as u64;
     enqueue_bulk(&pool, &partners, per).await?;
     let healthy = (per as usize * paths.iter().filter(|p| **p == "ok").count()) as i64;
@@ -264,8 +281,8 @@ async fn burst(settings: &Settings, args: &BenchArgs, slow: bool) -> anyhow::Res
     let note = slow.then(|| {
         format!(
             "healthy endpoints only; the hanging one got {} requests, the failing one {}",
-            counts.hang.load(Ordering::Relaxed),
-            counts.fail.load(Ordering::Relaxed)
+            counts.hang.load(AtomicOrdering::Relaxed),
+            counts.fail.load(AtomicOrdering::Relaxed)
         )
     });
     Ok(Report {
@@ -286,7 +303,14 @@ async fn burst(settings: &Settings, args: &BenchArgs, slow: bool) -> anyhow::Res
 async fn steady(settings: &Settings, args: &BenchArgs) -> anyhow::Result<Report> {
     let (url, pool, secrets) = fresh_database(settings).await?;
     let (base, _) = receiver::start().await?;
-    let partners = register(&pool, &secrets, &base, &vec!["ok"; args.endpoints]).await?;
+    let partners = register(
+        &pool,
+        &secrets,
+        &base,
+        &vec!["ok"; args.endpoints],
+        !args.unordered,
+    )
+    .await?;
     let worker = Worker::spawn(&url, &worker_env(args))?;
     tokio::time::sleep(Duration::from_secs(1)).await; // let it start and LISTEN
     let before = commits(&pool).await?;
@@ -345,7 +369,14 @@ async fn steady(settings: &Settings, args: &BenchArgs) -> anyhow::Result<Report>
 async fn backlog(settings: &Settings, args: &BenchArgs) -> anyhow::Result<Report> {
     let (url, pool, secrets) = fresh_database(settings).await?;
     let (base, _) = receiver::start().await?;
-    let partners = register(&pool, &secrets, &base, &vec!["ok"; args.endpoints]).await?;
+    let partners = register(
+        &pool,
+        &secrets,
+        &base,
+        &vec!["ok"; args.endpoints],
+        !args.unordered,
+    )
+    .await?;
     let per = args.backlog / args.endpoints as u64;
     let staging = Instant::now();
     enqueue_bulk(&pool, &partners, per).await?;

@@ -47,6 +47,8 @@ pub struct Dispatcher {
     policy: RetryPolicy,
     wake: Arc<Notify>,
     auth_cache: AuthCache,
+    /// Requests in flight per endpoint, for the per-endpoint cap.
+    in_flight: Mutex<HashMap<Uuid, usize>>,
 }
 
 impl Dispatcher {
@@ -62,6 +64,7 @@ impl Dispatcher {
             secrets,
             wake: Arc::new(Notify::new()),
             auth_cache: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
         })
     }
 
@@ -115,11 +118,13 @@ impl Dispatcher {
             };
             let wanted = (permits.available_permits() + 1).min(self.settings.claim_batch);
             let lease_token = Uuid::new_v4();
+            let room = self.endpoint_room();
             let claimed = match store::claim(
                 &self.pool,
                 wanted as i64,
                 self.settings.lease_ms as i64,
                 lease_token,
+                &room,
             )
             .await
             {
@@ -140,6 +145,7 @@ impl Dispatcher {
             };
             let got = claimed.len();
             let mut first = Some(first);
+            self.track(claimed.iter().map(|c| c.endpoint_id), true);
             for delivery in claimed {
                 let permit = first.take().unwrap_or_else(|| {
                     permits
@@ -178,6 +184,39 @@ impl Dispatcher {
         }
     }
 
+    /// What each endpoint may still take, from this worker's requests in flight.
+    fn endpoint_room(&self) -> store::EndpointRoom {
+        let cap = self.settings.endpoint_concurrency;
+        let mut room = store::EndpointRoom {
+            per_endpoint: cap as i32,
+            ..Default::default()
+        };
+        for (endpoint, n) in self.in_flight.lock().expect("in-flight lock").iter() {
+            if *n >= cap {
+                room.full.push(*endpoint);
+            } else {
+                room.partial.push(*endpoint);
+                room.partial_room.push((cap - n) as i32);
+            }
+        }
+        room
+    }
+
+    fn track(&self, endpoints: impl IntoIterator<Item = Uuid>, started: bool) {
+        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+        for e in endpoints {
+            let n = in_flight.entry(e).or_insert(0);
+            if started {
+                *n += 1;
+            } else {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    in_flight.remove(&e);
+                }
+            }
+        }
+    }
+
     async fn deliver(
         self: Arc<Self>,
         c: Claimed,
@@ -199,6 +238,7 @@ impl Dispatcher {
         ::metrics::gauge!(crate::prometheus::IN_FLIGHT).increment(1.0);
         let outcome = self.attempt(&c, lease_token).instrument(span).await;
         ::metrics::gauge!(crate::prometheus::IN_FLIGHT).decrement(1.0);
+        self.track([c.endpoint_id], false);
         // If the completer is gone the process is stopping: the lease brings it back.
         let _ = outcomes.send(outcome).await;
         drop(permit);
@@ -284,6 +324,7 @@ impl Dispatcher {
             event_type: &c.event_type,
             unix_time: Utc::now().timestamp(),
             body: c.body.as_deref(),
+            sequence: c.sequence,
         }
         .build();
         Ok((request, self.auth_for(c)?))

@@ -48,6 +48,8 @@ pub struct CallbackRequest<'a> {
     pub event_type: &'a str,
     pub unix_time: i64,
     pub body: Option<&'a str>,
+    /// `X-Callback-Sequence`, for endpoints that order deliveries.
+    pub sequence: Option<i64>,
 }
 
 impl CallbackRequest<'_> {
@@ -70,6 +72,9 @@ impl CallbackRequest<'_> {
         set("x-callback-attempt", self.attempt.to_string());
         set("x-callback-event", self.event_type.to_string());
         set("x-callback-timestamp", self.unix_time.to_string());
+        if let Some(sequence) = self.sequence {
+            set("x-callback-sequence", sequence.to_string());
+        }
         if self.method.has_body() {
             match self.body {
                 Some(body) => {

@@ -93,6 +93,8 @@ pub async fn send_test(
         event_type: event_type.as_str(),
         unix_time: Utc::now().timestamp(),
         body: sample_body(event_type, endpoint.method),
+        // A test is outside every ordered series: no X-Callback-Sequence.
+        sequence: None,
     }
     .build();
     request.headers_mut().insert(

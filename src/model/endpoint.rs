@@ -26,6 +26,18 @@ wire_enum!(Method, "method", {
     Put => "PUT",
 });
 
+/// Whether an endpoint receives a proposal's callbacks strictly in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ordering {
+    None,
+    PerProposal,
+}
+
+wire_enum!(Ordering, "ordering", {
+    None => "none",
+    PerProposal => "per_proposal",
+});
+
 impl Method {
     /// POST and PUT carry the notification's body; GET carries only the query.
     pub fn has_body(self) -> bool {

@@ -8,7 +8,7 @@ mod notification;
 mod status;
 
 pub use delivery::DeliveryState;
-pub use endpoint::{Environment, Method, validate_url_shape};
+pub use endpoint::{Environment, Method, Ordering, validate_url_shape};
 pub use event::EventType;
 pub use notification::NewNotification;
 pub use status::ProposalStatus;

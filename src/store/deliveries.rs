@@ -33,6 +33,9 @@ pub struct Delivery {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub delivered_at: Option<DateTime<Utc>>,
+    /// `X-Callback-Sequence` of this delivery when its endpoint orders per proposal.
+    pub sequence: Option<i64>,
+    pub out_of_order: bool,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -70,7 +73,15 @@ const SELECT: &str = "SELECT d.id, d.notification_id, d.partner_id, d.endpoint_i
         d.event_type, d.proposal, n.status,
         callbackd_event_name(d.event_type, n.body) AS event_name, n.identifier, d.state, d.series, d.attempts,
         d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
-        d.delivered_at
+        d.delivered_at, d.sequence,
+        -- A later delivery of the same proposal reached the partner before this one did
+        -- (possible only after a replay): the partner may have to reconcile.
+        (d.ordering_key IS NOT NULL AND EXISTS (
+            SELECT 1 FROM deliveries q
+            WHERE q.endpoint_id = d.endpoint_id AND q.ordering_key = d.ordering_key
+              AND q.sequence > d.sequence AND q.state = 'delivered'
+              AND q.delivered_at < coalesce(d.delivered_at, 'infinity')
+              AND d.series > 1)) AS out_of_order
      FROM deliveries d JOIN notifications n ON n.id = d.notification_id";
 
 /// What a replay does to a delivery: pending again, due now, a new series from attempt 1.

@@ -4,7 +4,7 @@ use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{EndpointHealth, Result, StoreError};
-use crate::model::{Environment, Method};
+use crate::model::{Environment, Method, Ordering};
 
 /// An endpoint as the API shows it: the auth object only as its public view.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -17,6 +17,8 @@ pub struct Endpoint {
     #[sqlx(try_from = "String")]
     pub method: Method,
     pub event_types: Vec<String>,
+    #[sqlx(try_from = "String")]
+    pub ordering: Ordering,
     #[sqlx(rename = "auth_public")]
     pub auth: serde_json::Value,
     pub timeout_ms: i32,
@@ -39,6 +41,7 @@ pub struct EndpointRecord {
     pub url: String,
     pub method: Method,
     pub event_types: Vec<String>,
+    pub ordering: Ordering,
     pub auth_type: String,
     pub auth_public: serde_json::Value,
     pub auth_sealed: Vec<u8>,
@@ -47,15 +50,15 @@ pub struct EndpointRecord {
     pub enabled: bool,
 }
 
-const RETURNING: &str = "id, partner_id, environment, url, method, event_types, auth_public, \
-                         timeout_ms, max_attempts, enabled, created_at, updated_at";
+const RETURNING: &str = "id, partner_id, environment, url, method, event_types, ordering, \
+                         auth_public, timeout_ms, max_attempts, enabled, created_at, updated_at";
 
 impl Endpoint {
     pub async fn insert(db: impl PgExecutor<'_>, r: &EndpointRecord) -> Result<Endpoint> {
         sqlx::query_as(const_format::concatcp!(
             "INSERT INTO endpoints (id, partner_id, environment, url, method, event_types,
-                 auth_type, auth_public, auth_sealed, timeout_ms, max_attempts, enabled)
-             SELECT $1, p.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
+                 auth_type, auth_public, auth_sealed, timeout_ms, max_attempts, enabled, ordering)
+             SELECT $1, p.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
              FROM partners p WHERE p.id = $2 AND p.deleted_at IS NULL
              RETURNING ",
             RETURNING
@@ -72,6 +75,7 @@ impl Endpoint {
         .bind(r.timeout_ms)
         .bind(r.max_attempts)
         .bind(r.enabled)
+        .bind(r.ordering.as_str())
         .fetch_optional(db)
         .await?
         .ok_or(StoreError::NotFound("partner"))
@@ -85,7 +89,8 @@ impl Endpoint {
                  auth_type = CASE WHEN length($7) > 0 THEN $6 ELSE auth_type END,
                  auth_public = CASE WHEN length($7) > 0 THEN $8 ELSE auth_public END,
                  auth_sealed = CASE WHEN length($7) > 0 THEN $7 ELSE auth_sealed END,
-                 timeout_ms = $9, max_attempts = $10, enabled = $11, updated_at = now()
+                 timeout_ms = $9, max_attempts = $10, enabled = $11, ordering = $12,
+                 updated_at = now()
              WHERE id = $1 AND deleted_at IS NULL
              RETURNING ",
             RETURNING
@@ -101,6 +106,7 @@ impl Endpoint {
         .bind(r.timeout_ms)
         .bind(r.max_attempts)
         .bind(r.enabled)
+        .bind(r.ordering.as_str())
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(StoreError::NotFound("endpoint"))?;

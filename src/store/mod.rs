@@ -30,7 +30,7 @@ pub use health::EndpointHealth;
 pub use keyring::verify_or_init_key;
 pub use notifications::{DeliveryRef, Enqueued, ItemError, Keyed, Notification};
 pub use partners::Partner;
-pub use queue::{Claimed, Next, Outcome, claim, complete, next_due_in_ms};
+pub use queue::{Claimed, EndpointRoom, Next, Outcome, claim, complete, next_due_in_ms};
 
 use crate::model::ValidationError;
 

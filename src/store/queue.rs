@@ -29,6 +29,8 @@ pub struct Claimed {
     pub status: Option<i16>,
     pub identifier: Option<String>,
     pub body: Option<String>,
+    /// Position within its (endpoint, ordering key), when the endpoint orders deliveries.
+    pub sequence: Option<i64>,
 }
 
 /// What happens to a delivery after an attempt.
@@ -54,24 +56,52 @@ pub struct Outcome {
     pub next: Next,
 }
 
+/// How many more requests each endpoint may have in flight in this worker: endpoints with
+/// no room are skipped by the claim, the others get at most their room (endpoints not named
+/// get `per_endpoint`). This is what keeps one slow partner from taking every slot.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointRoom {
+    pub full: Vec<Uuid>,
+    pub partial: Vec<Uuid>,
+    pub partial_room: Vec<i32>,
+    pub per_endpoint: i32,
+}
+
 /// Claims up to `limit` due deliveries of enabled endpoints for `lease_ms`, under
-/// `lease_token`. The attempt counter goes up at claim time, so an attempt whose worker
-/// died still counts and a poison delivery cannot loop forever.
+/// `lease_token`, respecting `room`. The attempt counter goes up at claim time, so an attempt
+/// whose worker died still counts and a poison delivery cannot loop forever.
 pub async fn claim(
     pool: &PgPool,
     limit: i64,
     lease_ms: i64,
     lease_token: Uuid,
+    room: &EndpointRoom,
 ) -> Result<Vec<Claimed>> {
     Ok(sqlx::query_as(
-        "WITH due AS (
-             SELECT d.id FROM deliveries d
+        "WITH candidates AS (
+             SELECT d.id, d.endpoint_id, greatest(d.next_attempt_at, d.locked_until) AS due
+             FROM deliveries d
              WHERE d.state = 'pending'
                AND greatest(d.next_attempt_at, d.locked_until) <= now()
+               AND d.endpoint_id <> ALL ($4::uuid[])
                AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = d.endpoint_id AND e.enabled)
+               AND NOT callbackd_is_blocked(d.endpoint_id, d.ordering_key, d.sequence)
              ORDER BY greatest(d.next_attempt_at, d.locked_until)
              LIMIT $1
              FOR UPDATE OF d SKIP LOCKED
+         ),
+         due AS (
+             SELECT r.id FROM (
+                 SELECT c.id, c.due,
+                        row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.due) AS rn,
+                        coalesce(k.room, $7) AS room
+                 FROM candidates c
+                 LEFT JOIN unnest($5::uuid[], $6::int4[]) AS k(endpoint_id, room)
+                        ON k.endpoint_id = c.endpoint_id
+             ) r
+             WHERE r.rn <= r.room
+             ORDER BY r.due
+             LIMIT $1
          )
          UPDATE deliveries d
          SET locked_until = now() + make_interval(secs => $2::float8 / 1000),
@@ -83,11 +113,15 @@ pub async fn claim(
          RETURNING d.id, d.notification_id, d.partner_id, d.endpoint_id, d.event_type,
                    d.attempts AS attempt, d.series, e.url, e.method, e.auth_sealed,
                    e.updated_at AS endpoint_updated_at, e.timeout_ms, e.max_attempts,
-                   n.proposal, n.status, n.identifier, n.body::text AS body",
+                   n.proposal, n.status, n.identifier, n.body::text AS body, d.sequence",
     )
     .bind(limit)
     .bind(lease_ms)
     .bind(lease_token)
+    .bind(&room.full)
+    .bind(&room.partial)
+    .bind(&room.partial_room)
+    .bind(room.per_endpoint)
     .fetch_all(pool)
     .await?)
 }
@@ -184,6 +218,7 @@ pub async fn next_due_in_ms(pool: &PgPool) -> Result<Option<i64>> {
          FROM deliveries d
          WHERE d.state = 'pending'
            AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = d.endpoint_id AND e.enabled)
+           AND NOT callbackd_is_blocked(d.endpoint_id, d.ordering_key, d.sequence)
          ORDER BY greatest(d.next_attempt_at, d.locked_until)
          LIMIT 1",
     )

@@ -8,6 +8,7 @@ mod cli;
 mod delivery;
 mod endpoints;
 mod operators;
+mod ordering;
 mod retries;
 mod sql_enqueue;
 mod validation;

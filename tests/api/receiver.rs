@@ -64,6 +64,8 @@ impl Reply {
 struct State {
     requests: Vec<Recorded>,
     script: VecDeque<Reply>,
+    /// Scripts for requests whose path and query contain a given text; checked first.
+    rules: Vec<(String, VecDeque<Reply>)>,
     default: Option<Reply>,
 }
 
@@ -95,8 +97,16 @@ impl Receiver {
                             headers,
                             body,
                         });
-                        s.script
-                            .pop_front()
+                        let target = s.requests.last().map(|r| r.uri.clone()).unwrap_or_default();
+                        let ruled = s
+                            .rules
+                            .iter_mut()
+                            .find(|(needle, replies)| {
+                                !replies.is_empty() && target.contains(needle.as_str())
+                            })
+                            .and_then(|(_, replies)| replies.pop_front());
+                        ruled
+                            .or_else(|| s.script.pop_front())
                             .or_else(|| s.default.clone())
                             .unwrap_or_else(|| Reply::status(200))
                     };
@@ -114,6 +124,15 @@ impl Receiver {
     /// The next answers, in order; after them the default.
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.state.lock().unwrap().script.extend(replies);
+    }
+
+    /// The next answers to requests whose path and query contain `needle`.
+    pub fn script_for(&self, needle: &str, replies: impl IntoIterator<Item = Reply>) {
+        self.state
+            .lock()
+            .unwrap()
+            .rules
+            .push((needle.to_string(), replies.into_iter().collect()));
     }
 
     /// The answer once the script is used up.

@@ -69,3 +69,43 @@ async fn two_workers_deliver_each_of_1000_notifications_exactly_once() {
     w1.stop().await;
     w2.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_endpoint_holds_only_its_own_slots() {
+    use crate::helpers::spawn_app_with;
+    use crate::receiver::Reply;
+
+    // 4 slots in all, at most 2 per endpoint: the hanging partner can never take them all.
+    let app = spawn_app_with(|s| {
+        s.worker_concurrency = 4;
+        s.endpoint_concurrency = 2;
+        s.endpoint_timeout_ms = 5000;
+    })
+    .await;
+    let hang = Receiver::start().await;
+    hang.always(Reply::status(200).after(Duration::from_secs(30)));
+    let healthy = Receiver::start().await;
+    let slow_partner = app.create_partner("Slow").await;
+    let good_partner = app.create_partner("Good").await;
+    for (p, rx) in [(slow_partner, &hang), (good_partner, &healthy)] {
+        app.create_endpoint(
+            p,
+            json!({"environment": "production", "url": format!("{}/cb", rx.base), "method": "POST"}),
+        )
+        .await;
+    }
+    for i in 0..10 {
+        for p in [slow_partner, good_partner] {
+            app.enqueue(json!({"partner_id": p, "environment": "production",
+                               "event_type": "proposal.status", "proposal": uuid::Uuid::new_v4(),
+                               "status": i}))
+                .await;
+        }
+    }
+    healthy.wait_for(10, Duration::from_secs(5)).await;
+    assert_eq!(
+        hang.requests().len(),
+        2,
+        "the hanging endpoint holds 2 slots, no more"
+    );
+}
