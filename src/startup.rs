@@ -90,6 +90,7 @@ impl Application {
                 settings: settings.clone(),
                 secrets: secrets.clone(),
                 api_token: api_token.clone(),
+                sender: crate::dispatch::Sender::new(settings.allow_private_targets)?,
             });
             (Some((listener, router)), Some(address))
         } else {

@@ -5,6 +5,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::caller::Caller;
 use super::extract::{ApiJson, QueryPairs, path_id};
 use super::{ApiContext, ApiError};
 use crate::model::{DeliveryState, Environment, EventType};
@@ -35,7 +36,13 @@ fn timestamp(v: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|_| "expected an RFC 3339 timestamp such as 2026-11-25T20:00:00Z".to_string())
 }
 
-async fn list(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<Value>, ApiError> {
+/// For a partner the list is its own deliveries only: `partner_id` is forced to the
+/// caller's (naming another partner matches nothing).
+async fn list(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    q: QueryPairs,
+) -> Result<Json<Value>, ApiError> {
     q.only(&[
         "state",
         "partner_id",
@@ -48,7 +55,7 @@ async fn list(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<Value
         "limit",
         "cursor",
     ])?;
-    let filter = DeliveryFilter {
+    let mut filter = DeliveryFilter {
         state: q.get("state", parsed)?,
         partner_id: q.get("partner_id", parsed)?,
         endpoint_id: q.get("endpoint_id", parsed)?,
@@ -65,36 +72,54 @@ async fn list(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<Value
         })?
         .unwrap_or(DEFAULT_LIMIT);
     let cursor = q.get("cursor", |v| Cursor::decode(v).map_err(|e| e.message))?;
+    if let Some(own) = caller.partner_id() {
+        if filter.partner_id.is_some_and(|p| p != own) {
+            return Ok(Json(json!({ "items": [], "next_cursor": null })));
+        }
+        filter.partner_id = Some(own);
+    }
     let (items, next) = Delivery::list(&ctx.pool, &filter, limit, cursor).await?;
     Ok(Json(
         json!({ "items": items, "next_cursor": next.map(|c| c.encode()) }),
     ))
 }
 
+/// The delivery named in the path, if the caller may see it (404 otherwise).
+async fn visible(ctx: &ApiContext, caller: Caller, id: &str) -> Result<DeliveryDetail, ApiError> {
+    let d = Delivery::get(&ctx.pool, path_id(id, "delivery")?).await?;
+    caller.check_partner(d.delivery.partner_id, "delivery")?;
+    Ok(d)
+}
+
 async fn show(
     State(ctx): State<ApiContext>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
-    Ok(Json(
-        Delivery::get(&ctx.pool, path_id(&id, "delivery")?).await?,
-    ))
+    Ok(Json(visible(&ctx, caller, &id).await?))
 }
 
 async fn replay(
     State(ctx): State<ApiContext>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<DeliveryDetail>), ApiError> {
-    let d = Delivery::replay(&ctx.pool, path_id(&id, "delivery")?).await?;
+    let id = visible(&ctx, caller, &id).await?.delivery.id;
+    let d = Delivery::replay(&ctx.pool, id).await?;
     Ok((StatusCode::ACCEPTED, Json(d)))
 }
 
 async fn cancel(
     State(ctx): State<ApiContext>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
-    Ok(Json(
-        Delivery::cancel(&ctx.pool, path_id(&id, "delivery")?).await?,
-    ))
+    let id = visible(&ctx, caller, &id).await?.delivery.id;
+    let reason = match caller {
+        Caller::Operator => "canceled by operator",
+        Caller::Partner { .. } => "canceled by partner",
+    };
+    Ok(Json(Delivery::cancel_because(&ctx.pool, id, reason).await?))
 }
 
 /// The filter of a bulk replay: the list's filters, as a JSON body.

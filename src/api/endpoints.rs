@@ -3,26 +3,29 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::caller::Caller;
 use super::extract::{ApiJson, path_id};
 use super::{ApiContext, ApiError};
 use crate::auth::AuthConfig;
+use crate::dispatch::test_callback;
 use crate::model::{
     Environment, EventType, Method, Ordering, Signing, ValidationError, validate_url_shape,
 };
 use crate::netguard;
 use crate::signing::SigningKeys;
-use crate::store::SigningChange;
-use crate::store::{Endpoint, EndpointRecord, Partner};
+use crate::store::{Endpoint, EndpointRecord, EndpointTest, Partner, SigningChange};
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
         .route("/partners/{id}/endpoints", get(list).post(create))
         .route("/endpoints/{id}", get(show).patch(change).delete(remove))
+        .route("/endpoints/{id}/test", post(test))
+        .route("/endpoints/{id}/tests", get(tests))
 }
 
 #[derive(Deserialize, Default)]
@@ -57,14 +60,18 @@ fn in_range(v: i64, field: &str, lo: i64, hi: i64) -> Result<i32, ValidationErro
     }
 }
 
-/// Merges `body` over `current` (None when creating) and validates the result.
+/// Merges `body` over `current` (None when creating) and validates the result. The SSRF
+/// rule applies to everyone (unless the deployment allows private targets); a partner's
+/// own production endpoints must be https unless the operator lifted that for it.
 async fn record(
     ctx: &ApiContext,
+    caller: Caller,
     id: Uuid,
-    partner_id: Uuid,
+    partner: &Partner,
     body: EndpointBody,
     current: Option<&Endpoint>,
 ) -> Result<(EndpointRecord, Option<String>), ApiError> {
+    let partner_id = partner.id;
     let environment = required(
         body.environment.or(current.map(|c| c.environment)),
         "environment",
@@ -72,6 +79,18 @@ async fn record(
     let method = required(body.method.or(current.map(|c| c.method)), "method")?;
     let url = required(body.url.clone().or(current.map(|c| c.url.clone())), "url")?;
     let parsed = validate_url_shape(&url)?;
+    if caller.is_partner()
+        && partner.production_requires_https
+        && (body.url.is_some() || body.environment.is_some())
+        && environment == Environment::Production
+        && parsed.scheme() != "https"
+    {
+        return Err(ValidationError::new(
+            "url",
+            "a production endpoint must use https (the operator can lift this for your partner: production_requires_https)",
+        )
+        .into());
+    }
     if body.url.is_some() && !ctx.settings.allow_private_targets {
         netguard::check_url(&parsed)
             .await
@@ -202,7 +221,11 @@ async fn signing_change(
         (Some(Signing::None), None) => Ok((SigningChange::Clear, None)),
         (_, Some(secret)) => {
             crate::signing::validate_secret(secret)?;
-            let keys = match Endpoint::signing_sealed(&ctx.pool, id).await? {
+            let stored = match current {
+                Some(c) => Endpoint::sealed_credentials(&ctx.pool, c.id).await?.1,
+                None => None,
+            };
+            let keys = match stored {
                 Some(sealed) if signed_now => {
                     let plain = ctx
                         .secrets
@@ -230,24 +253,46 @@ async fn signing_change(
     }
 }
 
+/// The endpoint's audit view: as the API shows it (auth as its secret-free public view).
+fn view(e: &Endpoint) -> serde_json::Value {
+    serde_json::to_value(e).unwrap_or_default()
+}
+
 async fn create(
     State(ctx): State<ApiContext>,
+    caller: Caller,
     Path(partner_id): Path<String>,
     ApiJson(body): ApiJson<EndpointBody>,
 ) -> Result<(StatusCode, Json<Endpoint>), ApiError> {
     let partner_id = path_id(&partner_id, "partner")?;
-    Partner::get(&ctx.pool, partner_id).await?;
-    let (r, revealed) = record(&ctx, Uuid::now_v7(), partner_id, body, None).await?;
-    let mut created = Endpoint::insert(&ctx.pool, &r).await?;
+    caller.check_partner(partner_id, "partner")?;
+    let partner = Partner::get(&ctx.pool, partner_id).await?;
+    let (r, revealed) = record(&ctx, caller, Uuid::now_v7(), &partner, body, None).await?;
+    let mut tx = ctx.pool.begin().await?;
+    let mut created = Endpoint::insert(&mut *tx, &r).await?;
+    caller
+        .audit(
+            "endpoint.create",
+            "endpoint",
+            created.id,
+            partner_id,
+            None,
+            Some(view(&created)),
+        )
+        .record(&mut *tx)
+        .await?;
+    tx.commit().await?;
     created.signing_secret = revealed;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
 async fn list(
     State(ctx): State<ApiContext>,
+    caller: Caller,
     Path(partner_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let partner_id = path_id(&partner_id, "partner")?;
+    caller.check_partner(partner_id, "partner")?;
     Partner::get(&ctx.pool, partner_id).await?;
     let mut items = Vec::new();
     for e in Endpoint::list(&ctx.pool, Some(partner_id)).await? {
@@ -256,30 +301,163 @@ async fn list(
     Ok(Json(serde_json::json!({ "items": items })))
 }
 
+/// The endpoint named in the path, if the caller may see it (404 otherwise).
+async fn visible(ctx: &ApiContext, caller: Caller, id: &str) -> Result<Endpoint, ApiError> {
+    let endpoint = Endpoint::get(&ctx.pool, path_id(id, "endpoint")?).await?;
+    caller.check_partner(endpoint.partner_id, "endpoint")?;
+    Ok(endpoint)
+}
+
 async fn show(
     State(ctx): State<ApiContext>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Endpoint>, ApiError> {
-    let endpoint = Endpoint::get(&ctx.pool, path_id(&id, "endpoint")?).await?;
+    let endpoint = visible(&ctx, caller, &id).await?;
     Ok(Json(endpoint.with_health(&ctx.pool).await?))
 }
 
 async fn change(
     State(ctx): State<ApiContext>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<EndpointBody>,
 ) -> Result<Json<Endpoint>, ApiError> {
-    let current = Endpoint::get(&ctx.pool, path_id(&id, "endpoint")?).await?;
-    let (r, revealed) = record(&ctx, current.id, current.partner_id, body, Some(&current)).await?;
-    let mut updated = Endpoint::update(&ctx.pool, &r).await?;
-    updated.signing_secret = revealed;
-    Ok(Json(updated))
+    let current = visible(&ctx, caller, &id).await?;
+    let partner = Partner::get(&ctx.pool, current.partner_id).await?;
+    let (r, revealed) = record(&ctx, caller, current.id, &partner, body, Some(&current)).await?;
+    let mut tx = ctx.pool.begin().await?;
+    let before = Endpoint::lock(&mut tx, current.id).await?;
+    let mut after = Endpoint::update(&mut tx, &r).await?;
+    caller
+        .audit(
+            "endpoint.update",
+            "endpoint",
+            after.id,
+            after.partner_id,
+            Some(view(&before)),
+            Some(view(&after)),
+        )
+        .record(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    after.signing_secret = revealed;
+    Ok(Json(after))
 }
 
 async fn remove(
     State(ctx): State<ApiContext>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    Endpoint::delete(&ctx.pool, path_id(&id, "endpoint")?).await?;
+    let current = visible(&ctx, caller, &id).await?;
+    let mut tx = ctx.pool.begin().await?;
+    let before = Endpoint::lock(&mut tx, current.id).await?;
+    Endpoint::delete(&mut tx, current.id).await?;
+    caller
+        .audit(
+            "endpoint.delete",
+            "endpoint",
+            current.id,
+            current.partner_id,
+            Some(view(&before)),
+            None,
+        )
+        .record(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TestBody {
+    event_type: Option<EventType>,
+}
+
+/// One real attempt with a sample notification (CONTRACT §8), answered with its outcome and
+/// recorded in `endpoint_tests`. The body is optional (`{}` or none: a `proposal.status`, or
+/// the endpoint's first event type when it does not take `proposal.status`).
+async fn test(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let endpoint = visible(&ctx, caller, &id).await?;
+    let body: TestBody = if body.iter().all(u8::is_ascii_whitespace) {
+        TestBody::default()
+    } else {
+        super::extract::parse_json(&body)?
+    };
+    let subscribed: Vec<EventType> = endpoint
+        .event_types
+        .iter()
+        .filter_map(|e| e.parse().ok())
+        .collect();
+    let event_type = match body.event_type {
+        Some(e) if !subscribed.contains(&e) => {
+            return Err(ValidationError::new(
+                "event_type",
+                format!(
+                    "this endpoint does not take {e}; it takes {}",
+                    endpoint.event_types.join(", ")
+                ),
+            )
+            .into());
+        }
+        Some(e) => e,
+        None if subscribed.contains(&EventType::ProposalStatus) => EventType::ProposalStatus,
+        None => *subscribed
+            .first()
+            .ok_or_else(|| ValidationError::new("event_type", "the endpoint takes no events"))?,
+    };
+    let (auth_sealed, signing_sealed) =
+        Endpoint::sealed_credentials(&ctx.pool, endpoint.id).await?;
+    let creds = crate::dispatch::open_credentials(
+        &ctx.secrets,
+        endpoint.id,
+        &auth_sealed,
+        signing_sealed.as_deref(),
+    )
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+    let test_id = Uuid::now_v7();
+    let result =
+        test_callback::send_test(&ctx.sender, &endpoint, &creds, event_type, test_id).await;
+    let record = EndpointTest {
+        id: test_id,
+        endpoint_id: endpoint.id,
+        partner_id: endpoint.partner_id,
+        event_type: event_type.as_str().to_string(),
+        actor: caller.actor(),
+        token_id: caller.token_id(),
+        started_at: result.started_at,
+        duration_ms: result.duration.as_millis().min(i32::MAX as u128) as i32,
+        delivered: result.succeeded(),
+        status_code: result.status_code.map(i32::from),
+        error: result.error.clone(),
+        response_body: result.response_body.clone(),
+    };
+    EndpointTest::insert(&ctx.pool, &record).await?;
+    Ok(Json(serde_json::json!({
+        "id": record.id,
+        "delivered": record.delivered,
+        "status_code": record.status_code,
+        "error": record.error,
+        "duration_ms": record.duration_ms,
+        "event_type": record.event_type,
+        "started_at": record.started_at,
+        "response_body": record.response_body,
+    })))
+}
+
+/// The endpoint's test callbacks, newest first (the last 100 are kept).
+async fn tests(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let endpoint = visible(&ctx, caller, &id).await?;
+    let items = EndpointTest::list(&ctx.pool, endpoint.id).await?;
+    Ok(Json(serde_json::json!({ "items": items })))
 }

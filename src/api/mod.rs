@@ -1,5 +1,6 @@
 //! The HTTP API: one file per resource, one [`ApiContext`], one [`ApiError`].
 
+mod audit;
 mod caller;
 mod console;
 mod deliveries;
@@ -9,6 +10,7 @@ mod extract;
 mod health;
 mod notifications;
 mod partners;
+mod tokens;
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use sqlx::PgPool;
 
 use crate::config::Settings;
 use crate::crypto::SecretBox;
+pub use caller::{Caller, ROUTE_ROLES, Role, RouteRoles};
 pub use error::{ApiError, BatchItemError};
 
 /// Largest request body accepted (a batch of 1,000 notifications fits).
@@ -28,6 +31,8 @@ pub struct ApiContext {
     pub settings: Arc<Settings>,
     pub secrets: SecretBox,
     pub api_token: Arc<str>,
+    /// Sends test callbacks (`POST /v1/endpoints/{id}/test`) from the API process.
+    pub sender: crate::dispatch::Sender,
 }
 
 pub fn router(ctx: ApiContext) -> Router {
@@ -36,6 +41,8 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(endpoints::router())
         .merge(notifications::router())
         .merge(deliveries::router())
+        .merge(tokens::router())
+        .merge(audit::router())
         .route_layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             caller::require_token,

@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::value::RawValue;
 
+use super::caller::Caller;
 use super::extract::{ApiJson, parse_json, path_id};
 use super::{ApiContext, ApiError, BatchItemError};
 use crate::model::{NewNotification, ValidationError};
@@ -165,9 +166,10 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 
 async fn show(
     State(ctx): State<ApiContext>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Notification>, ApiError> {
-    Ok(Json(
-        Notification::get(&ctx.pool, path_id(&id, "notification")?).await?,
-    ))
+    let n = Notification::get(&ctx.pool, path_id(&id, "notification")?).await?;
+    caller.check_partner(n.partner_id, "notification")?;
+    Ok(Json(n))
 }

@@ -4,6 +4,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
+use super::caller::Caller;
 use super::extract::{ApiJson, path_id};
 use super::{ApiContext, ApiError};
 use crate::model::ValidationError;
@@ -12,13 +13,20 @@ use crate::store::Partner;
 pub fn router() -> Router<ApiContext> {
     Router::new()
         .route("/partners", get(list).post(create))
-        .route("/partners/{id}", get(show).patch(rename).delete(remove))
+        .route("/partners/{id}", get(show).patch(change).delete(remove))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PartnerBody {
+struct NewPartnerBody {
     name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartnerPatch {
+    name: Option<String>,
+    production_requires_https: Option<bool>,
 }
 
 fn valid_name(name: &str) -> Result<&str, ApiError> {
@@ -29,11 +37,30 @@ fn valid_name(name: &str) -> Result<&str, ApiError> {
     Ok(name)
 }
 
+fn view(p: &Partner) -> serde_json::Value {
+    serde_json::to_value(p).unwrap_or_default()
+}
+
 async fn create(
     State(ctx): State<ApiContext>,
-    ApiJson(body): ApiJson<PartnerBody>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewPartnerBody>,
 ) -> Result<(StatusCode, Json<Partner>), ApiError> {
-    let partner = Partner::create(&ctx.pool, valid_name(&body.name)?).await?;
+    let name = valid_name(&body.name)?;
+    let mut tx = ctx.pool.begin().await?;
+    let partner = Partner::create(&mut *tx, name).await?;
+    caller
+        .audit(
+            "partner.create",
+            "partner",
+            partner.id,
+            partner.id,
+            None,
+            Some(view(&partner)),
+        )
+        .record(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(partner)))
 }
 
@@ -44,28 +71,61 @@ async fn list(State(ctx): State<ApiContext>) -> Result<Json<serde_json::Value>, 
 
 async fn show(
     State(ctx): State<ApiContext>,
+    caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Partner>, ApiError> {
-    Ok(Json(
-        Partner::get(&ctx.pool, path_id(&id, "partner")?).await?,
-    ))
-}
-
-async fn rename(
-    State(ctx): State<ApiContext>,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<PartnerBody>,
 ) -> Result<Json<Partner>, ApiError> {
     let id = path_id(&id, "partner")?;
-    Ok(Json(
-        Partner::rename(&ctx.pool, id, valid_name(&body.name)?).await?,
-    ))
+    caller.check_partner(id, "partner")?;
+    Ok(Json(Partner::get(&ctx.pool, id).await?))
+}
+
+/// `{"name"?, "production_requires_https"?}`: what is given changes.
+async fn change(
+    State(ctx): State<ApiContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PartnerPatch>,
+) -> Result<Json<Partner>, ApiError> {
+    let id = path_id(&id, "partner")?;
+    let name = body.name.as_deref().map(valid_name).transpose()?;
+    let mut tx = ctx.pool.begin().await?;
+    let before = Partner::lock(&mut tx, id).await?;
+    let after = Partner::update(&mut *tx, id, name, body.production_requires_https).await?;
+    caller
+        .audit(
+            "partner.update",
+            "partner",
+            id,
+            id,
+            Some(view(&before)),
+            Some(view(&after)),
+        )
+        .record(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(after))
 }
 
 async fn remove(
     State(ctx): State<ApiContext>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    Partner::delete(&ctx.pool, path_id(&id, "partner")?).await?;
+    let id = path_id(&id, "partner")?;
+    let mut tx = ctx.pool.begin().await?;
+    let before = Partner::lock(&mut tx, id).await?;
+    Partner::delete(&mut tx, id).await?;
+    caller
+        .audit(
+            "partner.delete",
+            "partner",
+            id,
+            id,
+            Some(view(&before)),
+            None,
+        )
+        .record(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

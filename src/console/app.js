@@ -1,10 +1,14 @@
-// callbackd operator console: plain JavaScript over the /v1 API. Everything that comes from
-// the API (partner answers included) is written with textContent, never as HTML.
+// callbackd console: plain JavaScript over the /v1 API. Everything that comes from the API
+// (partner answers included) is written with textContent, never as HTML.
+// With the operator token it shows everything; with a partner token (cbk_…) only that
+// partner's deliveries and endpoints, as the API itself allows nothing else.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let token = sessionStorage.getItem("callbackd-token") || "";
 let cursor = null;
+// What GET /v1/me answered: {"role": "operator"} or {"role": "partner", "partner_id", ...}.
+let me = { role: "operator" };
 
 function say(text, isError) {
   const m = $("message");
@@ -19,9 +23,11 @@ async function api(method, path, body) {
     init.body = JSON.stringify(body);
   }
   const r = await fetch(path, init);
-  const data = r.status === 204 ? null : await r.json();
+  const data = r.status === 204 ? null : await r.json().catch(() => null);
   if (!r.ok) {
-    throw new Error((data && data.error && data.error.message) || ("HTTP " + r.status));
+    const e = new Error((data && data.error && data.error.message) || ("HTTP " + r.status));
+    e.status = r.status;
+    throw e;
   }
   return data;
 }
@@ -149,19 +155,58 @@ async function showDelivery(id) {
   }
 }
 
+// The partners whose endpoints to show: every one for the operator, its own for a partner
+// (whose token the partner list refuses).
+async function visiblePartners() {
+  if (me.role === "partner") {
+    return [await api("GET", "/v1/partners/" + me.partner_id)];
+  }
+  try {
+    return (await api("GET", "/v1/partners")).items;
+  } catch (e) {
+    if ((e.status === 403 || e.status === 404) && me.partner_id) {
+      return [await api("GET", "/v1/partners/" + me.partner_id)];
+    }
+    throw e;
+  }
+}
+
+async function testEndpoint(e, out) {
+  out.textContent = "sending…";
+  try {
+    const r = await api("POST", "/v1/endpoints/" + e.id + "/test", {});
+    out.textContent = (r.delivered ? "delivered" : "failed") +
+      (r.status_code ? " " + r.status_code : "") + (r.error ? " (" + r.error + ")" : "") +
+      ", " + r.duration_ms + " ms";
+    out.className = r.delivered ? "state-delivered" : "state-dead";
+  } catch (err) {
+    out.textContent = err.message;
+    out.className = "state-dead";
+  }
+}
+
 async function loadEndpoints() {
   try {
-    const partners = await api("GET", "/v1/partners");
+    const partners = await visiblePartners();
     const body = $("endpoints");
     body.replaceChildren();
-    for (const p of partners.items) {
+    for (const p of partners) {
       const eps = await api("GET", "/v1/partners/" + p.id + "/endpoints");
       for (const e of eps.items) {
         const h = e.health || {};
         const tr = document.createElement("tr");
+        tr.dataset.endpoint = e.id;
         cell(tr, p.name); cell(tr, e.environment); cell(tr, e.method); cell(tr, e.url);
         cell(tr, e.enabled ? "yes" : "no"); cell(tr, when(h.last_success_at));
         cell(tr, h.failure_streak); cell(tr, h.pending); cell(tr, h.dead, h.dead > 0 ? "state-dead" : "");
+        const b = document.createElement("button");
+        b.textContent = "Send test";
+        b.className = "test-endpoint";
+        const out = document.createElement("span");
+        out.className = "muted";
+        b.addEventListener("click", () => testEndpoint(e, out));
+        const td = cell(tr, "");
+        td.replaceChildren(b, document.createTextNode(" "), out);
         body.appendChild(tr);
       }
     }
@@ -170,9 +215,31 @@ async function loadEndpoints() {
   }
 }
 
-function connect() {
+// Which view this token gets: GET /v1/me (a server without it: the operator view).
+async function whoAmI() {
+  try {
+    me = await api("GET", "/v1/me");
+  } catch (e) {
+    me = { role: "operator" };
+    if (e.status === 401) throw e;
+  }
+  const partner = me.role === "partner";
+  $("who").textContent = partner ? "partner: " + ((me.partner && me.partner.name) || me.partner_id) : "operator";
+  const filter = $("filters").elements.namedItem("partner_id");
+  filter.hidden = partner;
+  if (partner) filter.value = "";
+}
+
+async function connect() {
   token = $("token").value.trim() || token;
   sessionStorage.setItem("callbackd-token", token);
+  try {
+    await whoAmI();
+  } catch (e) {
+    $("who").textContent = "";
+    say(e.message, true);
+    return;
+  }
   loadDeliveries(false);
   loadEndpoints();
 }

@@ -34,28 +34,43 @@ impl CredentialCache {
         {
             return Ok(creds.clone());
         }
-        let plain = secrets
-            .open(&c.auth_sealed, c.endpoint_id.as_bytes())
-            .map_err(|e| format!("auth: {e}"))?;
-        let auth: AuthConfig = serde_json::from_slice(&plain)
-            .map_err(|_| "auth: stored auth configuration is unreadable".to_string())?;
-        let signing = match &c.signing_sealed {
-            None => None,
-            Some(sealed) => {
-                let plain = secrets
-                    .open(sealed, &crate::signing::binding(c.endpoint_id))
-                    .map_err(|e| format!("signing: {e}"))?;
-                Some(
-                    serde_json::from_slice(&plain)
-                        .map_err(|_| "signing: stored keys are unreadable".to_string())?,
-                )
-            }
-        };
-        let creds = Arc::new(Credentials {
-            auth: Arc::new(auth),
-            signing,
-        });
+        let creds = Arc::new(open(
+            secrets,
+            c.endpoint_id,
+            &c.auth_sealed,
+            c.signing_sealed.as_deref(),
+        )?);
         entries.insert(c.endpoint_id, (c.endpoint_updated_at, creds.clone()));
         Ok(creds)
     }
+}
+
+/// Opens an endpoint's sealed auth object and signing keys.
+pub fn open(
+    secrets: &SecretBox,
+    endpoint_id: Uuid,
+    auth_sealed: &[u8],
+    signing_sealed: Option<&[u8]>,
+) -> Result<Credentials, String> {
+    let plain = secrets
+        .open(auth_sealed, endpoint_id.as_bytes())
+        .map_err(|e| format!("auth: {e}"))?;
+    let auth: AuthConfig = serde_json::from_slice(&plain)
+        .map_err(|_| "auth: stored auth configuration is unreadable".to_string())?;
+    let signing = match signing_sealed {
+        None => None,
+        Some(sealed) => {
+            let plain = secrets
+                .open(sealed, &crate::signing::binding(endpoint_id))
+                .map_err(|e| format!("signing: {e}"))?;
+            Some(
+                serde_json::from_slice(&plain)
+                    .map_err(|_| "signing: stored keys are unreadable".to_string())?,
+            )
+        }
+    };
+    Ok(Credentials {
+        auth: Arc::new(auth),
+        signing,
+    })
 }

@@ -14,6 +14,7 @@ mod credentials;
 mod request;
 mod schedule;
 mod sender;
+pub mod test_callback;
 mod wakeup;
 
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::model::Method;
 use crate::store::{self, Claimed, Next, Outcome};
+pub use credentials::{Credentials, open as open_credentials};
 pub use request::{USER_AGENT, proposal_status_url};
 pub use schedule::{RetryPolicy, parse_retry_after};
 pub use sender::{AttemptResult, RESPONSE_BODY_LIMIT, Sender};
@@ -327,12 +329,7 @@ impl Dispatcher {
         }
         .build();
         if let Some(keys) = &creds.signing {
-            let body = request
-                .body()
-                .and_then(|b| b.as_bytes())
-                .unwrap_or_default();
-            let signature = keys.signature(&c.id.to_string(), unix_time, body, Utc::now());
-            request::set_standard_webhooks(&mut request, c.id, unix_time, &signature);
+            request::sign_standard_webhooks(&mut request, keys, c.id, unix_time);
         }
         Ok((request, creds.auth.clone()))
     }

@@ -91,19 +91,24 @@ impl CallbackRequest<'_> {
     }
 }
 
-/// The Standard Webhooks headers: `webhook-id` is the `X-Callback-Id`, `webhook-timestamp`
-/// the `X-Callback-Timestamp`.
-pub fn set_standard_webhooks(
+/// Adds the Standard Webhooks headers over the request as built (its body is final):
+/// `webhook-id` is the `X-Callback-Id`, `webhook-timestamp` the `X-Callback-Timestamp`.
+pub fn sign_standard_webhooks(
     request: &mut reqwest::Request,
+    keys: &crate::signing::SigningKeys,
     id: Uuid,
     unix_time: i64,
-    signature: &str,
 ) {
+    let body = request
+        .body()
+        .and_then(|b| b.as_bytes())
+        .unwrap_or_default();
+    let signature = keys.signature(&id.to_string(), unix_time, body, chrono::Utc::now());
     let headers = request.headers_mut();
     for (name, value) in [
         ("webhook-id", id.to_string()),
         ("webhook-timestamp", unix_time.to_string()),
-        ("webhook-signature", signature.to_string()),
+        ("webhook-signature", signature),
     ] {
         headers.insert(
             HeaderName::from_static(name),

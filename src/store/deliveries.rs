@@ -185,19 +185,25 @@ impl Delivery {
     /// A pending delivery is never sent again. One in flight finishes its request, but its
     /// outcome no longer changes the state.
     pub async fn cancel(pool: &PgPool, id: Uuid) -> Result<DeliveryDetail> {
+        Self::cancel_because(pool, id, "canceled by operator").await
+    }
+
+    /// [`Delivery::cancel`] with the `last_error` to record (who canceled it).
+    pub async fn cancel_because(pool: &PgPool, id: Uuid, reason: &str) -> Result<DeliveryDetail> {
         let updated = sqlx::query_scalar::<_, String>(
             "WITH target AS (SELECT id, state FROM deliveries WHERE id = $1 FOR UPDATE)
              UPDATE deliveries d SET
                  state = CASE WHEN t.state = 'pending' THEN 'canceled' ELSE d.state END,
                  locked_until = CASE WHEN t.state = 'pending' THEN NULL ELSE d.locked_until END,
                  lease_token = CASE WHEN t.state = 'pending' THEN NULL ELSE d.lease_token END,
-                 last_error = CASE WHEN t.state = 'pending' THEN 'canceled by operator'
+                 last_error = CASE WHEN t.state = 'pending' THEN $2
                                    ELSE d.last_error END,
                  updated_at = CASE WHEN t.state = 'pending' THEN now() ELSE d.updated_at END
              FROM target t WHERE d.id = t.id
              RETURNING t.state",
         )
         .bind(id)
+        .bind(reason)
         .fetch_optional(pool)
         .await?;
         match updated.as_deref() {

@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{EndpointHealth, Result, StoreError};
@@ -88,7 +88,7 @@ const RETURNING: &str = "id, partner_id, environment, url, method, event_types, 
                          AS signing, created_at, updated_at";
 
 impl Endpoint {
-    pub async fn insert(pool: &PgPool, r: &EndpointRecord) -> Result<Endpoint> {
+    pub async fn insert(db: impl PgExecutor<'_>, r: &EndpointRecord) -> Result<Endpoint> {
         sqlx::query_as(const_format::concatcp!(
             "INSERT INTO endpoints (id, partner_id, environment, url, method, event_types,
                  auth_type, auth_public, auth_sealed, timeout_ms, max_attempts, enabled, ordering,
@@ -112,14 +112,14 @@ impl Endpoint {
         .bind(r.enabled)
         .bind(r.ordering.as_str())
         .bind(r.signing.sealed())
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await?
         .ok_or(StoreError::NotFound("partner"))
     }
 
     /// Rewrites every field; the auth columns only when `r.auth_sealed` is not empty
     /// (a PATCH without `auth` keeps the stored credentials).
-    pub async fn update(pool: &PgPool, r: &EndpointRecord) -> Result<Endpoint> {
+    pub async fn update(conn: &mut PgConnection, r: &EndpointRecord) -> Result<Endpoint> {
         let updated = sqlx::query_as(const_format::concatcp!(
             "UPDATE endpoints SET environment = $2, url = $3, method = $4, event_types = $5,
                  auth_type = CASE WHEN length($7) > 0 THEN $6 ELSE auth_type END,
@@ -147,13 +147,13 @@ impl Endpoint {
         .bind(r.ordering.as_str())
         .bind(r.signing.mode())
         .bind(r.signing.sealed())
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or(StoreError::NotFound("endpoint"))?;
         // Re-enabled (or re-pointed): its waiting deliveries are due now.
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(super::WAKE_CHANNEL)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?;
         Ok(updated)
     }
@@ -163,23 +163,37 @@ impl Endpoint {
         Ok(self)
     }
 
-    /// The sealed Standard Webhooks keys, for a rotation.
-    pub async fn signing_sealed(pool: &PgPool, id: Uuid) -> Result<Option<Vec<u8>>> {
-        Ok(
-            sqlx::query_scalar("SELECT signing_sealed FROM endpoints WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
-                .flatten(),
-        )
-    }
-
     pub async fn get(pool: &PgPool, id: Uuid) -> Result<Endpoint> {
         sqlx::query_as(const_format::concatcp!(
             "SELECT ",
             RETURNING,
             " FROM endpoints WHERE id = $1 AND deleted_at IS NULL"
         ))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound("endpoint"))
+    }
+
+    /// The endpoint, its row locked until `tx` ends (so that an audited change records
+    /// exactly what it replaced).
+    pub async fn lock(tx: &mut PgConnection, id: Uuid) -> Result<Endpoint> {
+        sqlx::query_as(const_format::concatcp!(
+            "SELECT ",
+            RETURNING,
+            " FROM endpoints WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+        ))
+        .bind(id)
+        .fetch_optional(tx)
+        .await?
+        .ok_or(StoreError::NotFound("endpoint"))
+    }
+
+    /// The sealed auth object and Standard Webhooks keys of a live endpoint.
+    pub async fn sealed_credentials(pool: &PgPool, id: Uuid) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
+        sqlx::query_as(
+            "SELECT auth_sealed, signing_sealed FROM endpoints WHERE id = $1 AND deleted_at IS NULL",
+        )
         .bind(id)
         .fetch_optional(pool)
         .await?
@@ -200,25 +214,24 @@ impl Endpoint {
     }
 
     /// Soft delete; its pending deliveries are canceled (a deleted URL is never called).
-    pub async fn delete(pool: &PgPool, id: Uuid) -> Result<()> {
-        let mut tx = pool.begin().await?;
+    /// Takes effect when the caller commits `tx`.
+    pub async fn delete(tx: &mut Transaction<'static, Postgres>, id: Uuid) -> Result<()> {
         let hit = sqlx::query(
             "UPDATE endpoints SET deleted_at = now(), enabled = false, updated_at = now()
              WHERE id = $1 AND deleted_at IS NULL",
         )
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if hit.rows_affected() == 0 {
             return Err(StoreError::NotFound("endpoint"));
         }
         super::deliveries::cancel_pending(
-            &mut tx,
+            tx,
             super::deliveries::Scope::Endpoint(id),
             "endpoint deleted",
         )
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 }

@@ -1,15 +1,18 @@
 //! All SQL lives here, one file per table group, written in plain sight (runtime-checked
 //! queries: a clean clone builds without a database).
 
+mod audit;
 mod bulk;
 mod cursor;
 mod deliveries;
+mod endpoint_tests;
 mod endpoints;
 mod health;
 mod keyring;
 mod notifications;
 mod partners;
 mod queue;
+mod tokens;
 
 use std::time::Duration;
 
@@ -17,9 +20,11 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
+pub use audit::{AuditEntry, AuditRecord, mask_secrets};
 pub use bulk::replay_matching;
 pub use cursor::Cursor;
 pub use deliveries::{Attempt, Delivery, DeliveryDetail, DeliveryFilter};
+pub use endpoint_tests::EndpointTest;
 pub use endpoints::{Endpoint, EndpointRecord, SigningChange};
 pub use health::EndpointHealth;
 pub use keyring::verify_or_init_key;
@@ -28,6 +33,8 @@ pub use partners::Partner;
 pub use queue::{Claimed, EndpointRoom, Next, Outcome, claim, complete, next_due_in_ms};
 
 use crate::model::ValidationError;
+
+pub use tokens::{NewToken, PartnerToken, TOKEN_PREFIX, TokenOwner};
 
 /// The PostgreSQL channel that wakes the workers (also used by `callbackd_enqueue`).
 pub const WAKE_CHANNEL: &str = "callbackd_due";

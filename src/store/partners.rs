@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{Result, StoreError};
@@ -9,63 +9,94 @@ use super::{Result, StoreError};
 pub struct Partner {
     pub id: Uuid,
     pub name: String,
+    /// A production endpoint this partner registers itself must be https (CONTRACT §8).
+    pub production_requires_https: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
+const COLUMNS: &str = "id, name, production_requires_https, created_at, updated_at";
+
 impl Partner {
-    pub async fn create(pool: &PgPool, name: &str) -> Result<Partner> {
-        Ok(sqlx::query_as(
-            "INSERT INTO partners (name) VALUES ($1) RETURNING id, name, created_at, updated_at",
-        )
+    pub async fn create(db: impl PgExecutor<'_>, name: &str) -> Result<Partner> {
+        Ok(sqlx::query_as(const_format::concatcp!(
+            "INSERT INTO partners (name) VALUES ($1) RETURNING ",
+            COLUMNS
+        ))
         .bind(name)
-        .fetch_one(pool)
+        .fetch_one(db)
         .await?)
     }
 
     pub async fn list(pool: &PgPool) -> Result<Vec<Partner>> {
-        Ok(sqlx::query_as(
-            "SELECT id, name, created_at, updated_at FROM partners
-             WHERE deleted_at IS NULL ORDER BY created_at, id",
-        )
+        Ok(sqlx::query_as(const_format::concatcp!(
+            "SELECT ",
+            COLUMNS,
+            " FROM partners WHERE deleted_at IS NULL ORDER BY created_at, id"
+        ))
         .fetch_all(pool)
         .await?)
     }
 
-    pub async fn get(pool: &PgPool, id: Uuid) -> Result<Partner> {
-        sqlx::query_as(
-            "SELECT id, name, created_at, updated_at FROM partners
-             WHERE id = $1 AND deleted_at IS NULL",
-        )
+    pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Partner> {
+        sqlx::query_as(const_format::concatcp!(
+            "SELECT ",
+            COLUMNS,
+            " FROM partners WHERE id = $1 AND deleted_at IS NULL"
+        ))
         .bind(id)
-        .fetch_optional(pool)
+        .fetch_optional(db)
         .await?
         .ok_or(StoreError::NotFound("partner"))
     }
 
-    pub async fn rename(pool: &PgPool, id: Uuid, name: &str) -> Result<Partner> {
-        sqlx::query_as(
-            "UPDATE partners SET name = $2, updated_at = now()
+    /// The partner, its row locked until `tx` ends (so that an audited change records
+    /// exactly what it replaced).
+    pub async fn lock(tx: &mut PgConnection, id: Uuid) -> Result<Partner> {
+        sqlx::query_as(const_format::concatcp!(
+            "SELECT ",
+            COLUMNS,
+            " FROM partners WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+        ))
+        .bind(id)
+        .fetch_optional(tx)
+        .await?
+        .ok_or(StoreError::NotFound("partner"))
+    }
+
+    /// Changes the fields given; the others stay.
+    pub async fn update(
+        db: impl PgExecutor<'_>,
+        id: Uuid,
+        name: Option<&str>,
+        production_requires_https: Option<bool>,
+    ) -> Result<Partner> {
+        sqlx::query_as(const_format::concatcp!(
+            "UPDATE partners SET name = coalesce($2, name),
+                 production_requires_https = coalesce($3, production_requires_https),
+                 updated_at = now()
              WHERE id = $1 AND deleted_at IS NULL
-             RETURNING id, name, created_at, updated_at",
-        )
+             RETURNING ",
+            COLUMNS
+        ))
         .bind(id)
         .bind(name)
-        .fetch_optional(pool)
+        .bind(production_requires_https)
+        .fetch_optional(db)
         .await?
         .ok_or(StoreError::NotFound("partner"))
     }
 
     /// Soft delete: the partner and its endpoints disappear from the API, their pending
-    /// deliveries are canceled, and the delivery history stays for the operators.
-    pub async fn delete(pool: &PgPool, id: Uuid) -> Result<()> {
-        let mut tx = pool.begin().await?;
+    /// deliveries are canceled, its tokens revoked, and the delivery history stays for the
+    /// operators. Takes effect when the caller commits `tx`.
+    pub async fn delete(tx: &mut Transaction<'static, Postgres>, id: Uuid) -> Result<()> {
         let hit = sqlx::query(
             "UPDATE partners SET deleted_at = now(), updated_at = now()
              WHERE id = $1 AND deleted_at IS NULL",
         )
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if hit.rows_affected() == 0 {
             return Err(StoreError::NotFound("partner"));
@@ -75,15 +106,21 @@ impl Partner {
              WHERE partner_id = $1 AND deleted_at IS NULL",
         )
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "UPDATE partner_tokens SET revoked_at = now()
+             WHERE partner_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .execute(&mut **tx)
         .await?;
         super::deliveries::cancel_pending(
-            &mut tx,
+            tx,
             super::deliveries::Scope::Partner(id),
             "partner deleted",
         )
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 }

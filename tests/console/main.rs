@@ -168,3 +168,107 @@ async fn the_console_lists_a_dead_delivery_shows_its_attempts_and_replays_it() {
         .await;
     c.close().await.unwrap();
 }
+
+/// A partner token: the console shows that partner's deliveries and endpoints only (the
+/// partner list answers 403 to it), and its "Send test" button sends a test callback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_partner_token_the_console_shows_only_that_partners_view() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    let mut deliveries = Vec::new();
+    let mut partners = Vec::new();
+    for name in ["Acme Bank", "Other Bank"] {
+        let p = app.create_partner(name).await;
+        app.create_endpoint(
+            p,
+            json!({"environment": "homologation", "url": format!("{}/{}", rx.base, name.len()),
+                   "method": "POST"}),
+        )
+        .await;
+        let n = app
+            .enqueue(json!({"partner_id": p, "environment": "homologation",
+                            "event_type": "proposal.status",
+                            "proposal": "7d1e4c5a-2b3f-4a6e-9c8d-1e2f3a4b5c6d", "status": 1}))
+            .await;
+        deliveries.push(n["deliveries"][0]["id"].as_str().unwrap().to_string());
+        partners.push(p);
+    }
+    for d in &deliveries {
+        app.wait_for_state(d, "delivered", Duration::from_secs(10))
+            .await;
+    }
+    let r = app
+        .post(&format!("/v1/partners/{}/tokens", partners[0]), &json!({}))
+        .await;
+    assert_eq!(r.status(), 201);
+    let token = r.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let (_driver, port) = start_chromedriver();
+    let c = browser(port).await;
+    c.goto(&app.url("/console")).await.unwrap();
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(&token)
+        .await
+        .unwrap();
+    c.find(Locator::Id("use-token"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&format!("tr[data-id='{}']", deliveries[0])))
+        .await
+        .expect("the partner's own delivery is listed");
+    let endpoint = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(
+            "//tbody[@id='endpoints']/tr[contains(., 'Acme Bank')]",
+        ))
+        .await
+        .expect("the partner's own endpoint is listed");
+    let who = c
+        .find(Locator::Id("who"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        who.contains("partner") && who.contains("Acme Bank"),
+        "{who}"
+    );
+    let page = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("Other Bank"), "{page}");
+    assert!(
+        c.find(Locator::Css(&format!("tr[data-id='{}']", deliveries[1])))
+            .await
+            .is_err(),
+        "another partner's delivery is not listed"
+    );
+
+    let before = rx.requests().len();
+    endpoint
+        .find(Locator::Css("button.test-endpoint"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let got = rx.wait_for(before + 1, Duration::from_secs(10)).await;
+    assert_eq!(got[before].header("x-callback-test"), Some("true"));
+    c.close().await.unwrap();
+}

@@ -1,0 +1,81 @@
+//! Test callbacks (`POST /v1/endpoints/{id}/test`): one real attempt each, recorded apart
+//! from the delivery queue.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::Result;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct EndpointTest {
+    /// Also the `X-Callback-Id` the test request carried.
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    pub partner_id: Uuid,
+    pub event_type: String,
+    /// `operator` or `partner:<partner id>`
+    pub actor: String,
+    pub token_id: Option<Uuid>,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i32,
+    pub delivered: bool,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub response_body: Option<String>,
+}
+
+const COLUMNS: &str = "id, endpoint_id, partner_id, event_type, actor, token_id, started_at, \
+                       duration_ms, delivered, status_code, error, response_body";
+
+/// How many test callbacks are kept per endpoint (older ones are dropped as new ones come).
+pub const KEEP_PER_ENDPOINT: i64 = 100;
+
+impl EndpointTest {
+    pub async fn insert(pool: &PgPool, t: &EndpointTest) -> Result<()> {
+        let mut tx = pool.begin().await?;
+        sqlx::query(const_format::concatcp!(
+            "INSERT INTO endpoint_tests (",
+            COLUMNS,
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
+        .bind(t.id)
+        .bind(t.endpoint_id)
+        .bind(t.partner_id)
+        .bind(&t.event_type)
+        .bind(&t.actor)
+        .bind(t.token_id)
+        .bind(t.started_at)
+        .bind(t.duration_ms)
+        .bind(t.delivered)
+        .bind(t.status_code)
+        .bind(&t.error)
+        .bind(&t.response_body)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM endpoint_tests WHERE endpoint_id = $1 AND id NOT IN (
+                 SELECT id FROM endpoint_tests WHERE endpoint_id = $1
+                 ORDER BY started_at DESC, id DESC LIMIT $2)",
+        )
+        .bind(t.endpoint_id)
+        .bind(KEEP_PER_ENDPOINT)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// An endpoint's test callbacks, newest first.
+    pub async fn list(pool: &PgPool, endpoint_id: Uuid) -> Result<Vec<EndpointTest>> {
+        Ok(sqlx::query_as(const_format::concatcp!(
+            "SELECT ",
+            COLUMNS,
+            " FROM endpoint_tests WHERE endpoint_id = $1 ORDER BY started_at DESC, id DESC"
+        ))
+        .bind(endpoint_id)
+        .fetch_all(pool)
+        .await?)
+    }
+}
