@@ -64,6 +64,16 @@ async fn record(
     let method = required(body.method.or(current.map(|c| c.method)), "method")?;
     let url = required(body.url.clone().or(current.map(|c| c.url.clone())), "url")?;
     let parsed = validate_url_shape(&url)?;
+    if environment == Environment::Production
+        && ctx.settings.production_requires_https
+        && parsed.scheme() != "https"
+    {
+        return Err(ValidationError::new(
+            "url",
+            "production endpoints must use https on this deployment (production_requires_https)",
+        )
+        .into());
+    }
     if body.url.is_some() && !ctx.settings.allow_private_targets {
         netguard::check_url(&parsed)
             .await

@@ -10,6 +10,7 @@
 //! ```
 
 mod completer;
+mod inflight;
 mod request;
 mod schedule;
 mod sender;
@@ -46,6 +47,7 @@ pub struct Dispatcher {
     policy: RetryPolicy,
     wake: Arc<Notify>,
     auth_cache: AuthCache,
+    in_flight: inflight::InFlight,
 }
 
 impl Dispatcher {
@@ -61,6 +63,7 @@ impl Dispatcher {
             secrets,
             wake: Arc::new(Notify::new()),
             auth_cache: Mutex::new(HashMap::new()),
+            in_flight: inflight::InFlight::default(),
         })
     }
 
@@ -92,9 +95,18 @@ impl Dispatcher {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(
-                "requests still in flight after {grace:?}; their leases will expire and another worker sends them again"
-            );
+            // Give the leases back so another worker sends them now, not after lease_ms.
+            let stranded = self.in_flight.snapshot();
+            match store::release_leases(&self.pool, &stranded).await {
+                Ok(n) => tracing::warn!(
+                    released = n,
+                    "requests still in flight after {grace:?}: their leases were released for another worker"
+                ),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "requests still in flight after {grace:?}; their leases will expire and another worker sends them again"
+                ),
+            }
         }
         listener.abort();
     }
@@ -196,10 +208,12 @@ impl Dispatcher {
             duration_ms = tracing::field::Empty,
         );
         ::metrics::gauge!(crate::prometheus::IN_FLIGHT).increment(1.0);
+        self.in_flight.add(c.id, lease_token);
         let outcome = self.attempt(&c, lease_token).instrument(span).await;
         ::metrics::gauge!(crate::prometheus::IN_FLIGHT).decrement(1.0);
         // If the completer is gone the process is stopping: the lease brings it back.
         let _ = outcomes.send(outcome).await;
+        self.in_flight.remove(c.id);
         drop(permit);
     }
 

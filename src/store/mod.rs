@@ -7,9 +7,11 @@ mod deliveries;
 mod endpoints;
 mod health;
 mod keyring;
+mod lease;
 mod notifications;
 mod partners;
 mod queue;
+mod retention;
 
 use std::time::Duration;
 
@@ -23,9 +25,11 @@ pub use deliveries::{Attempt, Delivery, DeliveryDetail, DeliveryFilter};
 pub use endpoints::{Endpoint, EndpointRecord};
 pub use health::EndpointHealth;
 pub use keyring::verify_or_init_key;
+pub use lease::release_leases;
 pub use notifications::{DeliveryRef, Enqueued, ItemError, Keyed, Notification};
 pub use partners::Partner;
 pub use queue::{Claimed, Next, Outcome, claim, complete, next_due_in_ms};
+pub use retention::{Purged, purge_batch};
 
 use crate::model::ValidationError;
 
