@@ -36,6 +36,10 @@ pub struct Settings {
     pub poll_interval_ms: u64,
     pub database_max_connections: u32,
     pub shutdown_grace_s: u64,
+    pub production_requires_https: bool,
+    pub retention_days: u32,
+    pub retention_interval_s: u64,
+    pub retention_batch: u32,
 }
 
 // Secrets stay out of Debug output, so a settings dump in a log never leaks them.
@@ -56,6 +60,8 @@ impl std::fmt::Debug for Settings {
             .field("endpoint_timeout_ms", &self.endpoint_timeout_ms)
             .field("claim_batch", &self.claim_batch)
             .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("production_requires_https", &self.production_requires_https)
+            .field("retention_days", &self.retention_days)
             .finish_non_exhaustive()
     }
 }
@@ -154,6 +160,12 @@ impl Settings {
         }
         if self.poll_interval_ms == 0 {
             return invalid("poll_interval_ms", "must be at least 1");
+        }
+        if self.retention_interval_s == 0 {
+            return invalid("retention_interval_s", "must be at least 1");
+        }
+        if self.retention_batch == 0 || self.retention_batch > 100_000 {
+            return invalid("retention_batch", "must be between 1 and 100000");
         }
         if self.database_max_connections < 2 {
             return invalid("database_max_connections", "must be at least 2");

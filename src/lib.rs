@@ -12,6 +12,7 @@ pub mod dispatch;
 pub mod model;
 pub mod netguard;
 pub mod prometheus;
+pub mod retention;
 pub mod signing;
 pub mod startup;
 pub mod store;

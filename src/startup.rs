@@ -38,6 +38,7 @@ pub struct Application {
     api: Option<(TcpListener, axum::Router)>,
     address: Option<SocketAddr>,
     dispatcher: Option<Arc<Dispatcher>>,
+    settings: Arc<Settings>,
     api_token: Arc<str>,
     token_generated: bool,
     dev_key: bool,
@@ -110,6 +111,7 @@ impl Application {
             api,
             address,
             dispatcher,
+            settings,
             api_token,
             token_generated,
             dev_key: secrets.is_dev_key(),
@@ -148,6 +150,16 @@ impl Application {
                     .await
             })
         });
+        // Workers also purge what is past retention (a no-op with retention_days = 0).
+        let retention = self.dispatcher.is_some().then(|| {
+            tokio::spawn(crate::retention::run(
+                self.pool.clone(),
+                self.settings.retention_days,
+                self.settings.retention_batch,
+                std::time::Duration::from_secs(self.settings.retention_interval_s),
+                shutdown.clone(),
+            ))
+        });
         let worker = self
             .dispatcher
             .map(|d| tokio::spawn(d.run(shutdown.clone())));
@@ -156,6 +168,9 @@ impl Application {
         }
         if let Some(worker) = worker {
             worker.await?;
+        }
+        if let Some(retention) = retention {
+            retention.abort();
         }
         Ok(())
     }

@@ -79,15 +79,18 @@ async fn record(
     let method = required(body.method.or(current.map(|c| c.method)), "method")?;
     let url = required(body.url.clone().or(current.map(|c| c.url.clone())), "url")?;
     let parsed = validate_url_shape(&url)?;
-    if caller.is_partner()
-        && partner.production_requires_https
-        && (body.url.is_some() || body.environment.is_some())
+    // Checked when the target is set or changed, so toggling an old endpoint still works.
+    let sets_target = current.is_none() || body.url.is_some() || body.environment.is_some();
+    let https_required = ctx.settings.production_requires_https
+        || (caller.is_partner() && partner.production_requires_https);
+    if sets_target
+        && https_required
         && environment == Environment::Production
         && parsed.scheme() != "https"
     {
         return Err(ValidationError::new(
             "url",
-            "a production endpoint must use https (the operator can lift this for your partner: production_requires_https)",
+            "a production endpoint must use https (production_requires_https: on this deployment, or for this partner until the operator lifts it)",
         )
         .into());
     }

@@ -22,6 +22,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     /// A refused batch: 422 with one entry per refused item, nothing written.
@@ -68,6 +70,16 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::NotFound(what),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Invalid(v) => ApiError::Invalid(v),
+            // SQLSTATE class 22 (data exception): a value PostgreSQL cannot store, such as a
+            // NUL character in text or JSON. The client's input, so a 422, not a 500.
+            StoreError::Database(sqlx::Error::Database(db))
+                if db.code().is_some_and(|c| c.starts_with("22")) =>
+            {
+                ApiError::Invalid(ValidationError::new(
+                    "body",
+                    "contains a value that cannot be stored (for example a NUL character \\u0000)",
+                ))
+            }
             other => ApiError::Internal(other.into()),
         }
     }
@@ -87,6 +99,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::Invalid(_) | ApiError::BatchInvalid { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
             }

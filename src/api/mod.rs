@@ -9,6 +9,7 @@ mod error;
 mod extract;
 mod health;
 mod notifications;
+mod openapi;
 mod partners;
 mod tokens;
 
@@ -50,9 +51,26 @@ pub fn router(ctx: ApiContext) -> Router {
     Router::new()
         .nest("/v1", v1)
         .merge(health::router())
+        .merge(openapi::router())
         .merge(console::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
+        // Outside the limit: its bare 413 becomes the API's JSON error.
+        .layer(axum::middleware::map_response(json_413))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(ctx)
+}
+
+/// Whatever answered 413 without a JSON body (the body limit layer, a raw `Bytes`
+/// extractor), the client gets the API's error shape.
+async fn json_413(response: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE && !is_json {
+        return ApiError::TooLarge(BODY_LIMIT).into_response();
+    }
+    response
 }

@@ -11,14 +11,14 @@
 
 mod completer;
 mod credentials;
+mod inflight;
 mod request;
 mod schedule;
 mod sender;
 pub mod test_callback;
 mod wakeup;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -46,8 +46,9 @@ pub struct Dispatcher {
     policy: RetryPolicy,
     wake: Arc<Notify>,
     credentials: credentials::CredentialCache,
-    /// Requests in flight per endpoint, for the per-endpoint cap.
-    in_flight: Mutex<HashMap<Uuid, usize>>,
+    /// What this process is sending now: per delivery (for the lease release at shutdown)
+    /// and per endpoint (for the per-endpoint cap).
+    in_flight: inflight::InFlight,
 }
 
 impl Dispatcher {
@@ -63,7 +64,7 @@ impl Dispatcher {
             secrets,
             wake: Arc::new(Notify::new()),
             credentials: Default::default(),
-            in_flight: Mutex::new(HashMap::new()),
+            in_flight: inflight::InFlight::default(),
         })
     }
 
@@ -95,9 +96,18 @@ impl Dispatcher {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(
-                "requests still in flight after {grace:?}; their leases will expire and another worker sends them again"
-            );
+            // Give the leases back so another worker sends them now, not after lease_ms.
+            let stranded = self.in_flight.snapshot();
+            match store::release_leases(&self.pool, &stranded).await {
+                Ok(n) => tracing::warn!(
+                    released = n,
+                    "requests still in flight after {grace:?}: their leases were released for another worker"
+                ),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "requests still in flight after {grace:?}; their leases will expire and another worker sends them again"
+                ),
+            }
         }
         listener.abort();
     }
@@ -117,7 +127,7 @@ impl Dispatcher {
             };
             let wanted = (permits.available_permits() + 1).min(self.settings.claim_batch);
             let lease_token = Uuid::new_v4();
-            let room = self.endpoint_room();
+            let room = self.in_flight.room(self.settings.endpoint_concurrency);
             let claimed = match store::claim(
                 &self.pool,
                 wanted as i64,
@@ -144,7 +154,8 @@ impl Dispatcher {
             };
             let got = claimed.len();
             let mut first = Some(first);
-            self.track(claimed.iter().map(|c| c.endpoint_id), true);
+            self.in_flight
+                .claimed(lease_token, claimed.iter().map(|c| (c.id, c.endpoint_id)));
             for delivery in claimed {
                 let permit = first.take().unwrap_or_else(|| {
                     permits
@@ -183,39 +194,6 @@ impl Dispatcher {
         }
     }
 
-    /// What each endpoint may still take, from this worker's requests in flight.
-    fn endpoint_room(&self) -> store::EndpointRoom {
-        let cap = self.settings.endpoint_concurrency;
-        let mut room = store::EndpointRoom {
-            per_endpoint: cap as i32,
-            ..Default::default()
-        };
-        for (endpoint, n) in self.in_flight.lock().expect("in-flight lock").iter() {
-            if *n >= cap {
-                room.full.push(*endpoint);
-            } else {
-                room.partial.push(*endpoint);
-                room.partial_room.push((cap - n) as i32);
-            }
-        }
-        room
-    }
-
-    fn track(&self, endpoints: impl IntoIterator<Item = Uuid>, started: bool) {
-        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
-        for e in endpoints {
-            let n = in_flight.entry(e).or_insert(0);
-            if started {
-                *n += 1;
-            } else {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    in_flight.remove(&e);
-                }
-            }
-        }
-    }
-
     async fn deliver(
         self: Arc<Self>,
         c: Claimed,
@@ -237,9 +215,9 @@ impl Dispatcher {
         ::metrics::gauge!(crate::prometheus::IN_FLIGHT).increment(1.0);
         let outcome = self.attempt(&c, lease_token).instrument(span).await;
         ::metrics::gauge!(crate::prometheus::IN_FLIGHT).decrement(1.0);
-        self.track([c.endpoint_id], false);
         // If the completer is gone the process is stopping: the lease brings it back.
         let _ = outcomes.send(outcome).await;
+        self.in_flight.finished(c.id, c.endpoint_id);
         drop(permit);
     }
 

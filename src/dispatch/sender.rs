@@ -134,6 +134,10 @@ impl Sender {
                         head.status,
                         head.location.as_deref().unwrap_or("(no Location)")
                     )),
+                    // The partner refused our credentials: CONTRACT §7's `auth_rejected`.
+                    401 | 403 if !matches!(auth, AuthConfig::None) => {
+                        Some(format!("auth rejected: http {}", head.status))
+                    }
                     code => Some(format!("http {code}")),
                 };
                 AttemptResult {
@@ -231,7 +235,12 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
         "dns"
     } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
         "tls"
-    } else if e.is_connect() {
+    } else if e.is_connect()
+        || all.contains("connection reset")
+        || all.contains("connection closed before message completed")
+        || all.contains("broken pipe")
+    {
+        // Refused, or accepted and then reset/closed without an answer.
         "connect"
     } else if e.is_body() || e.is_decode() {
         "response"

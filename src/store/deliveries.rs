@@ -46,6 +46,9 @@ pub struct Attempt {
     pub duration_ms: i32,
     pub status_code: Option<i32>,
     pub error: Option<String>,
+    /// CONTRACT §7: timeout, dns, connect, tls, redirect, http_4xx, http_5xx,
+    /// auth_rejected, body_too_large (and forbidden_target, auth, other); null on success.
+    pub error_kind: Option<String>,
     pub response_body: Option<String>,
 }
 
@@ -140,7 +143,8 @@ impl Delivery {
                 .await?
                 .ok_or(StoreError::NotFound("delivery"))?;
         let attempt_log = sqlx::query_as(
-            "SELECT series, attempt, started_at, duration_ms, status_code, error, response_body
+            "SELECT series, attempt, started_at, duration_ms, status_code, error, error_kind,
+                    response_body
              FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
         )
         .bind(id)

@@ -9,9 +9,11 @@ mod endpoint_tests;
 mod endpoints;
 mod health;
 mod keyring;
+mod lease;
 mod notifications;
 mod partners;
 mod queue;
+mod retention;
 mod tokens;
 
 use std::time::Duration;
@@ -28,9 +30,11 @@ pub use endpoint_tests::EndpointTest;
 pub use endpoints::{Endpoint, EndpointRecord, SigningChange};
 pub use health::EndpointHealth;
 pub use keyring::verify_or_init_key;
+pub use lease::release_leases;
 pub use notifications::{DeliveryRef, Enqueued, ItemError, Keyed, Notification};
 pub use partners::Partner;
 pub use queue::{Claimed, EndpointRoom, Next, Outcome, claim, complete, next_due_in_ms};
+pub use retention::{Purged, purge_batch};
 
 use crate::model::ValidationError;
 

@@ -1,0 +1,91 @@
+//! What this process is sending right now: each delivery with its lease token (so a shutdown
+//! whose grace runs out can give the leases back, `store::release_leases`), and the count per
+//! endpoint (so the claim can keep within `endpoint_concurrency`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use uuid::Uuid;
+
+use crate::store::EndpointRoom;
+
+#[derive(Default)]
+pub struct InFlight(Mutex<State>);
+
+#[derive(Default)]
+struct State {
+    leases: HashMap<Uuid, Uuid>,
+    per_endpoint: HashMap<Uuid, usize>,
+}
+
+impl InFlight {
+    /// Records claimed deliveries: `(delivery id, endpoint id)` under one lease token.
+    pub fn claimed(&self, lease_token: Uuid, deliveries: impl IntoIterator<Item = (Uuid, Uuid)>) {
+        let mut s = self.lock();
+        for (delivery, endpoint) in deliveries {
+            s.leases.insert(delivery, lease_token);
+            *s.per_endpoint.entry(endpoint).or_insert(0) += 1;
+        }
+    }
+
+    /// The delivery's outcome is with the completer.
+    pub fn finished(&self, delivery_id: Uuid, endpoint_id: Uuid) {
+        let mut s = self.lock();
+        s.leases.remove(&delivery_id);
+        if let Some(n) = s.per_endpoint.get_mut(&endpoint_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.per_endpoint.remove(&endpoint_id);
+            }
+        }
+    }
+
+    /// Every `(delivery id, lease token)` still in flight.
+    pub fn snapshot(&self) -> Vec<(Uuid, Uuid)> {
+        self.lock().leases.iter().map(|(d, t)| (*d, *t)).collect()
+    }
+
+    /// What each endpoint may still take under a cap of `cap` requests in flight.
+    pub fn room(&self, cap: usize) -> EndpointRoom {
+        let mut room = EndpointRoom {
+            per_endpoint: cap as i32,
+            ..Default::default()
+        };
+        for (endpoint, n) in &self.lock().per_endpoint {
+            if *n >= cap {
+                room.full.push(*endpoint);
+            } else {
+                room.partial.push(*endpoint);
+                room.partial_room.push((cap - n) as i32);
+            }
+        }
+        room
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_per_endpoint() {
+        let f = InFlight::default();
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let token = Uuid::now_v7();
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        f.claimed(token, [(ids[0], a), (ids[1], a), (ids[2], b)]);
+        let room = f.room(2);
+        assert_eq!(room.full, vec![a]);
+        assert_eq!(
+            (room.partial.clone(), room.partial_room.clone()),
+            (vec![b], vec![1])
+        );
+        f.finished(ids[0], a);
+        assert!(f.room(2).full.is_empty());
+        assert_eq!(f.snapshot().len(), 2);
+    }
+}
