@@ -47,13 +47,14 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo talks to a person on stdout: keep the log to warnings unless RUST_LOG says otherwise.
-    let default_level = if matches!(cli.command, Command::Demo) {
-        "warn"
+    // The demo and the benchmark talk to a person on stdout: keep the log to warnings (and
+    // quiet sqlx's slow-statement notes on the bulk enqueue) unless RUST_LOG says otherwise.
+    let default_filter = if matches!(cli.command, Command::Demo | Command::Bench(_)) {
+        "warn,sqlx=error"
     } else {
-        "info"
+        "info,sqlx=warn"
     };
-    telemetry::init(cli.log_format, default_level);
+    telemetry::init(cli.log_format, default_filter);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -9,13 +9,13 @@ pub enum LogFormat {
     Json,
 }
 
-/// `default_level` applies when `RUST_LOG` is unset.
-pub fn init(format: LogFormat, default_level: &str) {
+/// `default_filter` (an `EnvFilter` directive) applies when `RUST_LOG` is unset or empty.
+pub fn init(format: LogFormat, default_filter: &str) {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| !v.trim().is_empty())
         .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| EnvFilter::new(format!("{default_level},sqlx=warn")));
+        .unwrap_or_else(|| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -58,6 +58,16 @@ pub struct Outcome {
     pub next: Next,
 }
 
+/// The claim's and the next-due query's condition on a pending delivery `d`: its endpoint is
+/// enabled, and no earlier delivery of its (endpoint, ordering key) is still pending. Written
+/// inline (not as a SQL function, which PostgreSQL cannot inline around a sub-select: that cost
+/// ~40 µs per candidate row) and short-circuited for unordered rows.
+const SENDABLE: &str = "EXISTS (SELECT 1 FROM endpoints e WHERE e.id = d.endpoint_id AND e.enabled)
+               AND (d.ordering_key IS NULL OR NOT EXISTS (
+                   SELECT 1 FROM deliveries p
+                   WHERE p.endpoint_id = d.endpoint_id AND p.ordering_key = d.ordering_key
+                     AND p.sequence < d.sequence AND p.state = 'pending'))";
+
 /// How many more requests each endpoint may have in flight in this worker: endpoints with
 /// no room are skipped by the claim, the others get at most their room (endpoints not named
 /// get `per_endpoint`). This is what keeps one slow partner from taking every slot.
@@ -79,15 +89,16 @@ pub async fn claim(
     lease_token: Uuid,
     room: &EndpointRoom,
 ) -> Result<Vec<Claimed>> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(const_format::concatcp!(
         "WITH candidates AS (
              SELECT d.id, d.endpoint_id, greatest(d.next_attempt_at, d.locked_until) AS due
              FROM deliveries d
              WHERE d.state = 'pending'
                AND greatest(d.next_attempt_at, d.locked_until) <= now()
                AND d.endpoint_id <> ALL ($4::uuid[])
-               AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = d.endpoint_id AND e.enabled)
-               AND NOT callbackd_is_blocked(d.endpoint_id, d.ordering_key, d.sequence)
+               AND ",
+        SENDABLE,
+        "
              ORDER BY greatest(d.next_attempt_at, d.locked_until)
              LIMIT $1
              FOR UPDATE OF d SKIP LOCKED
@@ -116,8 +127,8 @@ pub async fn claim(
                    d.attempts AS attempt, d.series, e.url, e.method, e.auth_sealed,
                    e.updated_at AS endpoint_updated_at, e.timeout_ms, e.max_attempts,
                    n.proposal, n.status, n.identifier, n.body::text AS body, d.sequence,
-                   e.signing_sealed",
-    )
+                   e.signing_sealed"
+    ))
     .bind(limit)
     .bind(lease_ms)
     .bind(lease_token)
@@ -215,16 +226,16 @@ pub async fn complete(pool: &PgPool, outcomes: &[Outcome]) -> Result<()> {
 /// Milliseconds until the next pending delivery of an enabled endpoint is due (0 if one is
 /// due now), or None when nothing is pending.
 pub async fn next_due_in_ms(pool: &PgPool) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar(const_format::concatcp!(
         "SELECT greatest(0, ceil(extract(epoch FROM
                     (greatest(d.next_attempt_at, d.locked_until) - now())) * 1000))::int8
          FROM deliveries d
-         WHERE d.state = 'pending'
-           AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = d.endpoint_id AND e.enabled)
-           AND NOT callbackd_is_blocked(d.endpoint_id, d.ordering_key, d.sequence)
+         WHERE d.state = 'pending' AND ",
+        SENDABLE,
+        "
          ORDER BY greatest(d.next_attempt_at, d.locked_until)
-         LIMIT 1",
-    )
+         LIMIT 1"
+    ))
     .fetch_optional(pool)
     .await?)
 }
