@@ -150,6 +150,7 @@ async fn replay_bulk(
         since: f.since,
         until: f.until,
     };
-    let replayed = crate::store::replay_matching(&ctx.pool, &filter, Trigger::Operator, |_| {}).await?;
+    let replayed =
+        crate::store::replay_matching(&ctx.pool, &filter, Trigger::Operator, |_| {}).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "replayed": replayed }))))
 }

@@ -149,7 +149,8 @@ pub async fn run(pool: &PgPool, command: DeliveriesCommand, out: Output) -> anyh
             );
             println!("last error    {}", table::opt(x.last_error.as_deref()));
             let mut t = table::new(&[
-                "series", "trigger", "attempt", "started", "ms", "code", "kind", "error", "response",
+                "series", "trigger", "attempt", "started", "ms", "code", "kind", "error",
+                "response",
             ]);
             for a in &d.attempt_log {
                 t.add_row(vec![

@@ -275,10 +275,9 @@ impl Dispatcher {
             Next::Dead => "dead",
         };
         crate::prometheus::record_attempt(&c.partner_id, label, result.duration);
-        if let Some(kind) = crate::model::error_kind(
-            result.error.as_deref(),
-            result.status_code.map(i32::from),
-        ) {
+        if let Some(kind) =
+            crate::model::error_kind(result.error.as_deref(), result.status_code.map(i32::from))
+        {
             crate::prometheus::record_failed_attempt(&c.partner_id, kind);
         }
         Outcome {
