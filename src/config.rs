@@ -40,6 +40,12 @@ pub struct Settings {
     pub retention_days: u32,
     pub retention_interval_s: u64,
     pub retention_batch: u32,
+    pub auto_replay_per_second: u32,
+    pub alerts_webhook_url: String,
+    pub alerts_token: String,
+    pub alerts_failure_streak: u32,
+    pub alerts_min_interval_s: u64,
+    pub alerts_burst_window_ms: u64,
 }
 
 // Secrets stay out of Debug output, so a settings dump in a log never leaks them.
@@ -62,6 +68,11 @@ impl std::fmt::Debug for Settings {
             .field("poll_interval_ms", &self.poll_interval_ms)
             .field("production_requires_https", &self.production_requires_https)
             .field("retention_days", &self.retention_days)
+            .field("auto_replay_per_second", &self.auto_replay_per_second)
+            .field("alerts_webhook_url", &redact_url(&self.alerts_webhook_url))
+            .field("alerts_token", &"<redacted>")
+            .field("alerts_failure_streak", &self.alerts_failure_streak)
+            .field("alerts_min_interval_s", &self.alerts_min_interval_s)
             .finish_non_exhaustive()
     }
 }
@@ -167,6 +178,18 @@ impl Settings {
         if self.retention_batch == 0 || self.retention_batch > 100_000 {
             return invalid("retention_batch", "must be between 1 and 100000");
         }
+        if self.auto_replay_per_second == 0 || self.auto_replay_per_second > 10_000 {
+            return invalid("auto_replay_per_second", "must be between 1 and 10000");
+        }
+        if self.alerts_failure_streak == 0 {
+            return invalid("alerts_failure_streak", "must be at least 1");
+        }
+        if !self.alerts_webhook_url.is_empty() {
+            match url::Url::parse(&self.alerts_webhook_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => return invalid("alerts_webhook_url", "must be an http or https URL"),
+            }
+        }
         if self.database_max_connections < 2 {
             return invalid("database_max_connections", "must be at least 2");
         }
@@ -258,5 +281,25 @@ mod tests {
         s.database_url = "postgres://u:pw-very-secret@h/db".into();
         let shown = format!("{s:?}");
         assert!(!shown.contains("very-secret"), "{shown}");
+    }
+
+    #[test]
+    fn alert_settings_come_from_the_environment() {
+        let env = [
+            ("CALLBACKD_ALERTS_WEBHOOK_URL", "https://ops.example/hook"),
+            ("CALLBACKD_ALERTS_TOKEN", "alert-very-secret"),
+            ("CALLBACKD_ALERTS_FAILURE_STREAK", "3"),
+            ("CALLBACKD_ALERTS_MIN_INTERVAL_S", "60"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let s = Settings::load_with_env(None, env).unwrap();
+        assert_eq!(s.alerts_webhook_url, "https://ops.example/hook");
+        assert_eq!(s.alerts_token, "alert-very-secret");
+        assert_eq!((s.alerts_failure_streak, s.alerts_min_interval_s), (3, 60));
+        assert!(!format!("{s:?}").contains("very-secret"));
+        let defaults = Settings::defaults();
+        assert!(defaults.alerts_webhook_url.is_empty());
+        assert_eq!(defaults.alerts_failure_streak, 10);
+        assert_eq!(defaults.alerts_min_interval_s, 300);
     }
 }

@@ -2,8 +2,8 @@
 //! dispatcher) through the `metrics` facade; queue and pool gauges are read from the
 //! database at scrape time, so every API process reports the same truth.
 //!
-//! Labels are bounded: `partner_id` (one per partner), `outcome`, `state`. Never a delivery
-//! id.
+//! Labels are bounded: `partner_id` (one per partner), `outcome`, `state`, `error_kind`
+//! (a fixed set). Never a delivery id.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -14,6 +14,7 @@ use sqlx::PgPool;
 pub const OUTCOMES: &str = "callbackd_delivery_outcomes_total";
 pub const ATTEMPT_SECONDS: &str = "callbackd_attempt_duration_seconds";
 pub const IN_FLIGHT: &str = "callbackd_in_flight_requests";
+pub const FAILED_ATTEMPTS: &str = "callbackd_failed_attempts_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -37,6 +38,10 @@ pub fn install() -> PrometheusHandle {
             );
             ::metrics::describe_histogram!(ATTEMPT_SECONDS, "Duration of one delivery attempt");
             ::metrics::describe_gauge!(IN_FLIGHT, "Callback requests in flight in this process");
+            ::metrics::describe_counter!(
+                FAILED_ATTEMPTS,
+                "Failed attempts (retried or dead) by error_kind (CONTRACT §7)"
+            );
             handle
         })
         .clone()
@@ -111,4 +116,14 @@ pub fn record_attempt(partner_id: &uuid::Uuid, outcome: &'static str, duration: 
     ::metrics::counter!(OUTCOMES, "partner_id" => partner.clone(), "outcome" => outcome)
         .increment(1);
     ::metrics::histogram!(ATTEMPT_SECONDS, "partner_id" => partner).record(duration.as_secs_f64());
+}
+
+/// Counts one failed attempt by its kind (`crate::model::error_kind`: a fixed set).
+pub fn record_failed_attempt(partner_id: &uuid::Uuid, error_kind: &'static str) {
+    ::metrics::counter!(
+        FAILED_ATTEMPTS,
+        "partner_id" => partner_id.to_string(),
+        "error_kind" => error_kind
+    )
+    .increment(1);
 }

@@ -169,6 +169,14 @@ impl Caller {
         matches!(self, Caller::Partner { .. })
     }
 
+    /// What a replay by this caller records as the series' trigger (CONTRACT §7).
+    pub fn trigger(&self) -> crate::model::Trigger {
+        match self {
+            Caller::Operator => crate::model::Trigger::Operator,
+            Caller::Partner { .. } => crate::model::Trigger::Partner,
+        }
+    }
+
     /// Ok when the caller may see things of `owner`; a 404 for `what` otherwise (never a
     /// 403: another partner's things do not exist for a partner).
     pub fn check_partner(&self, owner: Uuid, what: &'static str) -> Result<(), ApiError> {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::caller::Caller;
 use super::extract::{ApiJson, QueryPairs, path_id};
 use super::{ApiContext, ApiError};
-use crate::model::{DeliveryState, Environment, EventType};
+use crate::model::{DeliveryState, Environment, EventType, Trigger};
 use crate::store::{Cursor, Delivery, DeliveryDetail, DeliveryFilter};
 
 const DEFAULT_LIMIT: u32 = 50;
@@ -105,7 +105,7 @@ async fn replay(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<DeliveryDetail>), ApiError> {
     let id = visible(&ctx, caller, &id).await?.delivery.id;
-    let d = Delivery::replay(&ctx.pool, id).await?;
+    let d = Delivery::replay(&ctx.pool, id, caller.trigger()).await?;
     Ok((StatusCode::ACCEPTED, Json(d)))
 }
 
@@ -150,6 +150,7 @@ async fn replay_bulk(
         since: f.since,
         until: f.until,
     };
-    let replayed = crate::store::replay_matching(&ctx.pool, &filter, |_| {}).await?;
+    let replayed =
+        crate::store::replay_matching(&ctx.pool, &filter, Trigger::Operator, |_| {}).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "replayed": replayed }))))
 }

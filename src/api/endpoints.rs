@@ -43,6 +43,8 @@ struct EndpointBody {
     signing: Option<Signing>,
     signing_secret: Option<String>,
     signing_grace_s: Option<i64>,
+    auto_replay_dead_on_recovery: Option<bool>,
+    auto_replay_window_s: Option<i64>,
 }
 
 fn required<T>(v: Option<T>, field: &str) -> Result<T, ValidationError> {
@@ -189,6 +191,18 @@ async fn record(
         enabled: body.enabled.or(current.map(|c| c.enabled)).unwrap_or(true),
         ordering,
         signing,
+        auto_replay_dead_on_recovery: body
+            .auto_replay_dead_on_recovery
+            .or(current.map(|c| c.auto_replay_dead_on_recovery))
+            .unwrap_or(false),
+        auto_replay_window_s: in_range(
+            body.auto_replay_window_s
+                .or(current.map(|c| i64::from(c.auto_replay_window_s)))
+                .unwrap_or(86_400),
+            "auto_replay_window_s",
+            1,
+            30 * 86_400,
+        )?,
     };
     Ok((record, revealed))
 }
@@ -442,6 +456,15 @@ async fn test(
         response_body: result.response_body.clone(),
     };
     EndpointTest::insert(&ctx.pool, &record).await?;
+    // A 2xx is a 2xx: an endpoint waiting to recover starts replaying its dead deliveries.
+    if record.delivered && endpoint.auto_replay_dead_on_recovery {
+        crate::store::auto_replay_pass(
+            &ctx.pool,
+            &[endpoint.id],
+            ctx.settings.auto_replay_per_second,
+        )
+        .await?;
+    }
     Ok(Json(serde_json::json!({
         "id": record.id,
         "delivered": record.delivered,

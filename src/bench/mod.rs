@@ -155,6 +155,8 @@ async fn register(
                 timeout_ms: if *path == "hang" { 2000 } else { 15000 },
                 max_attempts: 10,
                 enabled: true,
+                auto_replay_dead_on_recovery: false,
+                auto_replay_window_s: 86_400,
             },
         )
         .await?;

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{Output, print_json, table};
-use crate::model::{DeliveryState, Environment, EventType};
+use crate::model::{DeliveryState, Environment, EventType, Trigger};
 use crate::store::{self, Cursor, Delivery, DeliveryFilter, StoreError};
 
 #[derive(Debug, Subcommand)]
@@ -144,20 +144,23 @@ pub async fn run(pool: &PgPool, command: DeliveriesCommand, out: Output) -> anyh
                 );
             }
             println!(
-                "state         {}  attempts {}  series {}",
-                x.state, x.attempts, x.series
+                "state         {}  attempts {}  series {} ({})",
+                x.state, x.attempts, x.series, x.trigger
             );
             println!("last error    {}", table::opt(x.last_error.as_deref()));
             let mut t = table::new(&[
-                "series", "attempt", "started", "ms", "code", "error", "response",
+                "series", "trigger", "attempt", "started", "ms", "code", "kind", "error",
+                "response",
             ]);
             for a in &d.attempt_log {
                 t.add_row(vec![
                     a.series.to_string(),
+                    a.trigger.to_string(),
                     a.attempt.to_string(),
                     table::time(Some(a.started_at)),
                     a.duration_ms.to_string(),
                     table::opt(a.status_code),
+                    table::opt(a.error_kind.as_deref()),
                     table::short(a.error.as_deref(), 50),
                     table::short(a.response_body.as_deref(), 40),
                 ]);
@@ -171,7 +174,7 @@ pub async fn run(pool: &PgPool, command: DeliveriesCommand, out: Output) -> anyh
             }
             let replayed = if ids.is_empty() {
                 let quiet = out.json;
-                store::replay_matching(pool, &filter.filter(), |n| {
+                store::replay_matching(pool, &filter.filter(), Trigger::Operator, |n| {
                     if !quiet {
                         eprintln!("replayed {n} so far…");
                     }
@@ -179,7 +182,7 @@ pub async fn run(pool: &PgPool, command: DeliveriesCommand, out: Output) -> anyh
                 .await?
             } else {
                 for id in &ids {
-                    Delivery::replay(pool, *id)
+                    Delivery::replay(pool, *id, Trigger::Operator)
                         .await
                         .map_err(|e| named(e, *id))?;
                 }

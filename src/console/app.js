@@ -134,7 +134,7 @@ async function showDelivery(id) {
     const t = document.createElement("table");
     t.id = "attempts";
     const head = document.createElement("tr");
-    for (const h of ["series", "attempt", "started", "ms", "code", "error", "response"]) {
+    for (const h of ["series", "trigger", "attempt", "started", "ms", "code", "kind", "error", "response"]) {
       const th = document.createElement("th");
       th.textContent = h;
       head.appendChild(th);
@@ -142,8 +142,8 @@ async function showDelivery(id) {
     t.appendChild(head);
     for (const a of d.attempt_log) {
       const tr = document.createElement("tr");
-      cell(tr, a.series); cell(tr, a.attempt); cell(tr, when(a.started_at));
-      cell(tr, a.duration_ms); cell(tr, a.status_code); cell(tr, a.error);
+      cell(tr, a.series); cell(tr, a.trigger); cell(tr, a.attempt); cell(tr, when(a.started_at));
+      cell(tr, a.duration_ms); cell(tr, a.status_code); cell(tr, a.error_kind); cell(tr, a.error);
       const pre = document.createElement("pre");
       pre.textContent = a.response_body || "";
       cell(tr, "").replaceChildren(pre);

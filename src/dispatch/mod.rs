@@ -9,6 +9,7 @@
 //!    └──────────────────────── kick after each batch ◀────────────────────┘
 //! ```
 
+pub mod alerts;
 mod completer;
 mod credentials;
 mod inflight;
@@ -73,10 +74,15 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let concurrency = self.settings.worker_concurrency;
         let (outcomes_tx, outcomes_rx) = mpsc::channel::<Outcome>(concurrency.max(64));
+        let hooks = completer::Hooks::new(
+            alerts::Alerts::start(&self.settings),
+            self.settings.auto_replay_per_second,
+        );
         let completer = tokio::spawn(completer::run(
             self.pool.clone(),
             outcomes_rx,
             self.wake.clone(),
+            hooks,
         ));
         let listener = tokio::spawn(wakeup::run(
             self.pool.clone(),
@@ -269,8 +275,16 @@ impl Dispatcher {
             Next::Dead => "dead",
         };
         crate::prometheus::record_attempt(&c.partner_id, label, result.duration);
+        if let Some(kind) =
+            crate::model::error_kind(result.error.as_deref(), result.status_code.map(i32::from))
+        {
+            crate::prometheus::record_failed_attempt(&c.partner_id, kind);
+        }
         Outcome {
             delivery_id: c.id,
+            endpoint_id: c.endpoint_id,
+            partner_id: c.partner_id,
+            auto_replay: c.auto_replay,
             lease_token,
             series: c.series,
             attempt: c.attempt,

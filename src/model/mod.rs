@@ -7,7 +7,7 @@ mod event;
 mod notification;
 mod status;
 
-pub use delivery::DeliveryState;
+pub use delivery::{DeliveryState, Trigger, error_kind};
 pub use endpoint::{Environment, Method, Ordering, Signing, validate_url_shape};
 pub use event::EventType;
 pub use notification::NewNotification;

@@ -6,15 +6,17 @@ use uuid::Uuid;
 
 use super::deliveries::{REPLAY_SET, push_filter, wake};
 use super::{DeliveryFilter, Result, StoreError};
-use crate::model::{DeliveryState, ValidationError};
+use crate::model::{DeliveryState, Trigger, ValidationError};
 
 const CHUNK: i64 = 500;
 
 /// Replays what matches `filter` (state `dead` when the filter names none) and returns how
-/// many were replayed; `progress` hears the running total after each chunk.
+/// many were replayed (their new series started by `trigger`); `progress` hears the
+/// running total after each chunk.
 pub async fn replay_matching(
     pool: &PgPool,
     filter: &DeliveryFilter,
+    trigger: Trigger,
     mut progress: impl FnMut(u64),
 ) -> Result<u64> {
     let mut filter = filter.clone();
@@ -42,6 +44,8 @@ pub async fn replay_matching(
             .push_bind(CHUNK)
             .push(" FOR UPDATE OF d SKIP LOCKED) UPDATE deliveries SET ")
             .push(REPLAY_SET)
+            .push(", trigger = ")
+            .push_bind(trigger.as_str())
             .push(" FROM picked WHERE deliveries.id = picked.id RETURNING deliveries.id");
         let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut *tx).await?;
         if ids.is_empty() {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::notifications::status_name;
 use super::{Cursor, Result, StoreError, WAKE_CHANNEL};
-use crate::model::{DeliveryState, Environment, EventType};
+use crate::model::{DeliveryState, Environment, EventType, Trigger};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Delivery {
@@ -36,6 +36,9 @@ pub struct Delivery {
     /// `X-Callback-Sequence` of this delivery when its endpoint orders per proposal.
     pub sequence: Option<i64>,
     pub out_of_order: bool,
+    /// Why the current series was started: initial, operator, partner or auto_recovery.
+    #[sqlx(try_from = "String")]
+    pub trigger: Trigger,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -49,6 +52,9 @@ pub struct Attempt {
     /// CONTRACT §7: timeout, dns, connect, tls, redirect, http_4xx, http_5xx,
     /// auth_rejected, body_too_large (and forbidden_target, auth, other); null on success.
     pub error_kind: Option<String>,
+    /// Why this attempt's series was started (CONTRACT §7).
+    #[sqlx(try_from = "String")]
+    pub trigger: Trigger,
     pub response_body: Option<String>,
 }
 
@@ -76,7 +82,7 @@ const SELECT: &str = "SELECT d.id, d.notification_id, d.partner_id, d.endpoint_i
         d.event_type, d.proposal, n.status,
         callbackd_event_name(d.event_type, n.body) AS event_name, n.identifier, d.state, d.series, d.attempts,
         d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
-        d.delivered_at, d.sequence,
+        d.delivered_at, d.sequence, d.trigger,
         -- A later delivery of the same proposal reached the partner before this one did
         -- (possible only after a replay): the partner may have to reconcile.
         (d.ordering_key IS NOT NULL AND EXISTS (
@@ -87,9 +93,14 @@ const SELECT: &str = "SELECT d.id, d.notification_id, d.partner_id, d.endpoint_i
               AND d.series > 1)) AS out_of_order
      FROM deliveries d JOIN notifications n ON n.id = d.notification_id";
 
-/// What a replay does to a delivery: pending again, due now, a new series from attempt 1.
-pub(crate) const REPLAY_SET: &str = "state = 'pending', series = series + 1, attempts = 0,
-    next_attempt_at = now(), locked_until = NULL, lease_token = NULL, updated_at = now()";
+/// What a replay does to a delivery: pending again, a new series from attempt 1 (the caller
+/// sets `trigger` and, unless it uses [`REPLAY_SET`], `next_attempt_at`).
+pub(crate) const REPLAY_SERIES: &str = "state = 'pending', series = series + 1, attempts = 0,
+    locked_until = NULL, lease_token = NULL, updated_at = now()";
+
+/// [`REPLAY_SERIES`], due now.
+pub(crate) const REPLAY_SET: &str =
+    const_format::concatcp!(REPLAY_SERIES, ", next_attempt_at = now()");
 
 /// Which pending deliveries a configuration change cancels.
 pub(crate) enum Scope {
@@ -144,6 +155,8 @@ impl Delivery {
                 .ok_or(StoreError::NotFound("delivery"))?;
         let attempt_log = sqlx::query_as(
             "SELECT series, attempt, started_at, duration_ms, status_code, error, error_kind,
+                    coalesce(trigger, CASE WHEN series = 1 THEN 'initial' ELSE 'operator' END)
+                        AS trigger,
                     response_body
              FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
         )
@@ -156,8 +169,9 @@ impl Delivery {
         })
     }
 
-    /// A dead or canceled delivery goes back to pending with a fresh series of attempts.
-    pub async fn replay(pool: &PgPool, id: Uuid) -> Result<DeliveryDetail> {
+    /// A dead or canceled delivery goes back to pending with a fresh series of attempts,
+    /// started by `trigger` (who asked).
+    pub async fn replay(pool: &PgPool, id: Uuid, trigger: Trigger) -> Result<DeliveryDetail> {
         let mut tx = pool.begin().await?;
         let state: Option<String> =
             sqlx::query_scalar("SELECT state FROM deliveries WHERE id = $1 FOR UPDATE")
@@ -176,9 +190,10 @@ impl Delivery {
         sqlx::query(const_format::concatcp!(
             "UPDATE deliveries SET ",
             REPLAY_SET,
-            " WHERE id = $1"
+            ", trigger = $2 WHERE id = $1"
         ))
         .bind(id)
+        .bind(trigger.as_str())
         .execute(&mut *tx)
         .await?;
         wake(&mut tx).await?;

@@ -26,6 +26,9 @@ pub struct Endpoint {
     pub enabled: bool,
     /// `standard_webhooks` when requests are signed, else `none`.
     pub signing: String,
+    /// Replay the dead deliveries of the last `auto_replay_window_s` once it answers 2xx.
+    pub auto_replay_dead_on_recovery: bool,
+    pub auto_replay_window_s: i32,
     /// A generated signing secret, shown once in the answer that created it.
     #[sqlx(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,6 +58,8 @@ pub struct EndpointRecord {
     pub timeout_ms: i32,
     pub max_attempts: i32,
     pub enabled: bool,
+    pub auto_replay_dead_on_recovery: bool,
+    pub auto_replay_window_s: i32,
 }
 
 /// What a write does to the Standard Webhooks keys.
@@ -85,15 +90,16 @@ impl SigningChange {
 const RETURNING: &str = "id, partner_id, environment, url, method, event_types, ordering, \
                          auth_public, timeout_ms, max_attempts, enabled, \
                          CASE WHEN signing_sealed IS NULL THEN 'none' ELSE 'standard_webhooks' END \
-                         AS signing, created_at, updated_at";
+                         AS signing, auto_replay_dead_on_recovery, auto_replay_window_s, \
+                         created_at, updated_at";
 
 impl Endpoint {
     pub async fn insert(db: impl PgExecutor<'_>, r: &EndpointRecord) -> Result<Endpoint> {
         sqlx::query_as(const_format::concatcp!(
             "INSERT INTO endpoints (id, partner_id, environment, url, method, event_types,
                  auth_type, auth_public, auth_sealed, timeout_ms, max_attempts, enabled, ordering,
-                 signing_sealed)
-             SELECT $1, p.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+                 signing_sealed, auto_replay_dead_on_recovery, auto_replay_window_s)
+             SELECT $1, p.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
              FROM partners p WHERE p.id = $2 AND p.deleted_at IS NULL
              RETURNING ",
             RETURNING
@@ -112,6 +118,8 @@ impl Endpoint {
         .bind(r.enabled)
         .bind(r.ordering.as_str())
         .bind(r.signing.sealed())
+        .bind(r.auto_replay_dead_on_recovery)
+        .bind(r.auto_replay_window_s)
         .fetch_optional(db)
         .await?
         .ok_or(StoreError::NotFound("partner"))
@@ -128,6 +136,7 @@ impl Endpoint {
                  timeout_ms = $9, max_attempts = $10, enabled = $11, ordering = $12,
                  signing_sealed = CASE $13 WHEN 'keep' THEN signing_sealed
                                            WHEN 'set' THEN $14 END,
+                 auto_replay_dead_on_recovery = $15, auto_replay_window_s = $16,
                  updated_at = now()
              WHERE id = $1 AND deleted_at IS NULL
              RETURNING ",
@@ -147,6 +156,8 @@ impl Endpoint {
         .bind(r.ordering.as_str())
         .bind(r.signing.mode())
         .bind(r.signing.sealed())
+        .bind(r.auto_replay_dead_on_recovery)
+        .bind(r.auto_replay_window_s)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(StoreError::NotFound("endpoint"))?;

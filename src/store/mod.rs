@@ -13,6 +13,7 @@ mod lease;
 mod notifications;
 mod partners;
 mod queue;
+mod recovery;
 mod retention;
 mod tokens;
 
@@ -34,6 +35,7 @@ pub use lease::release_leases;
 pub use notifications::{DeliveryRef, Enqueued, ItemError, Keyed, Notification};
 pub use partners::Partner;
 pub use queue::{Claimed, EndpointRoom, Next, Outcome, claim, complete, next_due_in_ms};
+pub use recovery::auto_replay_pass;
 pub use retention::{Purged, purge_batch};
 
 use crate::model::ValidationError;

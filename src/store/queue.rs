@@ -33,6 +33,8 @@ pub struct Claimed {
     pub sequence: Option<i64>,
     /// Standard Webhooks keys, sealed; None when the endpoint is not signed.
     pub signing_sealed: Option<Vec<u8>>,
+    /// The endpoint replays its dead deliveries once it answers 2xx again.
+    pub auto_replay: bool,
 }
 
 /// What happens to a delivery after an attempt.
@@ -47,6 +49,10 @@ pub enum Next {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub delivery_id: Uuid,
+    /// Not written by [`complete`]: what the completer's hooks (recovery, alerts) need.
+    pub endpoint_id: Uuid,
+    pub partner_id: Uuid,
+    pub auto_replay: bool,
     pub lease_token: Uuid,
     pub series: i32,
     pub attempt: i32,
@@ -127,7 +133,7 @@ pub async fn claim(
                    d.attempts AS attempt, d.series, e.url, e.method, e.auth_sealed,
                    e.updated_at AS endpoint_updated_at, e.timeout_ms, e.max_attempts,
                    n.proposal, n.status, n.identifier, n.body::text AS body, d.sequence,
-                   e.signing_sealed"
+                   e.signing_sealed, e.auto_replay_dead_on_recovery AS auto_replay"
     ))
     .bind(limit)
     .bind(lease_ms)
@@ -202,9 +208,11 @@ pub async fn complete(pool: &PgPool, outcomes: &[Outcome]) -> Result<()> {
          )
          INSERT INTO delivery_attempts
              (delivery_id, endpoint_id, series, attempt, started_at, duration_ms, status_code,
-              error, response_body)
+              error, response_body, trigger)
          SELECT o.id, d.endpoint_id, o.series, o.attempt, o.started_at, o.duration_ms,
-                o.status_code, o.error, o.response_body
+                o.status_code, o.error, o.response_body,
+                -- why this series exists (a series replaced meanwhile keeps it unknown)
+                CASE WHEN d.series = o.series THEN d.trigger END
          FROM o JOIN deliveries d ON d.id = o.id",
     )
     .bind(&ids)
