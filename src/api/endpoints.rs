@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use uuid::Uuid;
@@ -12,20 +12,18 @@ use super::caller::Caller;
 use super::extract::{ApiJson, path_id};
 use super::{ApiContext, ApiError};
 use crate::auth::AuthConfig;
-use crate::dispatch::test_callback;
 use crate::model::{
     Environment, EventType, Method, Ordering, Signing, ValidationError, validate_url_shape,
 };
 use crate::netguard;
 use crate::signing::SigningKeys;
-use crate::store::{Endpoint, EndpointRecord, EndpointTest, Partner, SigningChange};
+use crate::store::{Endpoint, EndpointRecord, Partner, SigningChange};
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
         .route("/partners/{id}/endpoints", get(list).post(create))
         .route("/endpoints/{id}", get(show).patch(change).delete(remove))
-        .route("/endpoints/{id}/test", post(test))
-        .route("/endpoints/{id}/tests", get(tests))
+        .merge(super::endpoint_tests::router())
 }
 
 #[derive(Deserialize, Default)]
@@ -319,7 +317,11 @@ async fn list(
 }
 
 /// The endpoint named in the path, if the caller may see it (404 otherwise).
-async fn visible(ctx: &ApiContext, caller: Caller, id: &str) -> Result<Endpoint, ApiError> {
+pub(super) async fn visible(
+    ctx: &ApiContext,
+    caller: Caller,
+    id: &str,
+) -> Result<Endpoint, ApiError> {
     let endpoint = Endpoint::get(&ctx.pool, path_id(id, "endpoint")?).await?;
     caller.check_partner(endpoint.partner_id, "endpoint")?;
     Ok(endpoint)
@@ -384,106 +386,4 @@ async fn remove(
         .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct TestBody {
-    event_type: Option<EventType>,
-}
-
-/// One real attempt with a sample notification (CONTRACT §8), answered with its outcome and
-/// recorded in `endpoint_tests`. The body is optional (`{}` or none: a `proposal.status`, or
-/// the endpoint's first event type when it does not take `proposal.status`).
-async fn test(
-    State(ctx): State<ApiContext>,
-    caller: Caller,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let endpoint = visible(&ctx, caller, &id).await?;
-    let body: TestBody = if body.iter().all(u8::is_ascii_whitespace) {
-        TestBody::default()
-    } else {
-        super::extract::parse_json(&body)?
-    };
-    let subscribed: Vec<EventType> = endpoint
-        .event_types
-        .iter()
-        .filter_map(|e| e.parse().ok())
-        .collect();
-    let event_type = match body.event_type {
-        Some(e) if !subscribed.contains(&e) => {
-            return Err(ValidationError::new(
-                "event_type",
-                format!(
-                    "this endpoint does not take {e}; it takes {}",
-                    endpoint.event_types.join(", ")
-                ),
-            )
-            .into());
-        }
-        Some(e) => e,
-        None if subscribed.contains(&EventType::ProposalStatus) => EventType::ProposalStatus,
-        None => *subscribed
-            .first()
-            .ok_or_else(|| ValidationError::new("event_type", "the endpoint takes no events"))?,
-    };
-    let (auth_sealed, signing_sealed) =
-        Endpoint::sealed_credentials(&ctx.pool, endpoint.id).await?;
-    let creds = crate::dispatch::open_credentials(
-        &ctx.secrets,
-        endpoint.id,
-        &auth_sealed,
-        signing_sealed.as_deref(),
-    )
-    .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
-    let test_id = Uuid::now_v7();
-    let result =
-        test_callback::send_test(&ctx.sender, &endpoint, &creds, event_type, test_id).await;
-    let record = EndpointTest {
-        id: test_id,
-        endpoint_id: endpoint.id,
-        partner_id: endpoint.partner_id,
-        event_type: event_type.as_str().to_string(),
-        actor: caller.actor(),
-        token_id: caller.token_id(),
-        started_at: result.started_at,
-        duration_ms: result.duration.as_millis().min(i32::MAX as u128) as i32,
-        delivered: result.succeeded(),
-        status_code: result.status_code.map(i32::from),
-        error: result.error.clone(),
-        response_body: result.response_body.clone(),
-    };
-    EndpointTest::insert(&ctx.pool, &record).await?;
-    // A 2xx is a 2xx: an endpoint waiting to recover starts replaying its dead deliveries.
-    if record.delivered && endpoint.auto_replay_dead_on_recovery {
-        crate::store::auto_replay_pass(
-            &ctx.pool,
-            &[endpoint.id],
-            ctx.settings.auto_replay_per_second,
-        )
-        .await?;
-    }
-    Ok(Json(serde_json::json!({
-        "id": record.id,
-        "delivered": record.delivered,
-        "status_code": record.status_code,
-        "error": record.error,
-        "duration_ms": record.duration_ms,
-        "event_type": record.event_type,
-        "started_at": record.started_at,
-        "response_body": record.response_body,
-    })))
-}
-
-/// The endpoint's test callbacks, newest first (the last 100 are kept).
-async fn tests(
-    State(ctx): State<ApiContext>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let endpoint = visible(&ctx, caller, &id).await?;
-    let items = EndpointTest::list(&ctx.pool, endpoint.id).await?;
-    Ok(Json(serde_json::json!({ "items": items })))
 }

@@ -4,6 +4,7 @@ mod audit;
 mod caller;
 mod console;
 mod deliveries;
+mod endpoint_tests;
 mod endpoints;
 mod error;
 mod extract;
