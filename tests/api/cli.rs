@@ -123,6 +123,7 @@ async fn the_demo_delivers_samples_dead_letters_the_flaky_endpoint_and_says_wher
 
     let app = spawn_app().await; // only for its database name; the demo uses <name>_demo
     let demo_url = format!("{}_demo", app.database_url());
+    let _demo_db = crate::helpers::TestDb::adopt(&demo_url);
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_callbackd"))
         .arg("demo")
         .env("DATABASE_URL", app.database_url())
@@ -187,14 +188,4 @@ async fn the_demo_delivers_samples_dead_letters_the_flaky_endpoint_and_says_wher
         .unwrap()
         .unwrap();
     assert!(status.success(), "{status:?}");
-    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&crate::helpers::admin_url())
-        .await
-        .unwrap();
-    let name = demo_url.rsplit('/').next().unwrap().to_string();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
 }

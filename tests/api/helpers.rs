@@ -45,6 +45,17 @@ impl TestDb {
         }
     }
 
+    /// A database something else creates (the demo's `<name>_demo`): dropped with this value,
+    /// even when the test fails.
+    pub fn adopt(url: &str) -> TestDb {
+        let name = url.rsplit('/').next().unwrap_or_default().to_string();
+        TestDb {
+            name,
+            url: url.to_string(),
+            owned: true,
+        }
+    }
+
     /// The same database for another process of the test; only the original drops it.
     pub fn share(&self) -> TestDb {
         TestDb {
