@@ -15,6 +15,7 @@ pub const OUTCOMES: &str = "callbackd_delivery_outcomes_total";
 pub const ATTEMPT_SECONDS: &str = "callbackd_attempt_duration_seconds";
 pub const IN_FLIGHT: &str = "callbackd_in_flight_requests";
 pub const FAILED_ATTEMPTS: &str = "callbackd_failed_attempts_total";
+pub const COMPLETION_FAILURES: &str = "callbackd_completion_write_failures_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -41,6 +42,11 @@ pub fn install() -> PrometheusHandle {
             ::metrics::describe_counter!(
                 FAILED_ATTEMPTS,
                 "Failed attempts (retried or dead) by error_kind (CONTRACT §7)"
+            );
+            ::metrics::describe_counter!(
+                COMPLETION_FAILURES,
+                "Failed writes of attempt outcomes (retried while the database is down; \
+                 an outcome the database refuses is isolated and stored stripped)"
             );
             handle
         })
@@ -81,14 +87,13 @@ async fn queue_gauges(pool: &PgPool) -> Result<String, sqlx::Error> {
     let (pending, due, dead, canceled, oldest): (i64, i64, i64, i64, f64) = sqlx::query_as(
         "SELECT
              (SELECT count(*) FROM deliveries WHERE state = 'pending'),
-             (SELECT count(*) FROM deliveries WHERE state = 'pending'
-                AND greatest(next_attempt_at, locked_until) <= now()),
+             (SELECT count(*) FROM deliveries WHERE queue = 'ready'
+                AND next_attempt_at <= now()),
              (SELECT count(*) FROM deliveries WHERE state = 'dead'),
              (SELECT count(*) FROM deliveries WHERE state = 'canceled'),
-             coalesce((SELECT extract(epoch FROM now() - greatest(next_attempt_at, locked_until))
-                       FROM deliveries WHERE state = 'pending'
-                         AND greatest(next_attempt_at, locked_until) <= now()
-                       ORDER BY greatest(next_attempt_at, locked_until) LIMIT 1), 0)::float8",
+             coalesce((SELECT extract(epoch FROM now() - min(next_attempt_at))
+                       FROM deliveries WHERE queue = 'ready' AND next_attempt_at <= now()),
+                      0)::float8",
     )
     .fetch_one(pool)
     .await?;

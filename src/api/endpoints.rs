@@ -43,6 +43,18 @@ struct EndpointBody {
     signing_grace_s: Option<i64>,
     auto_replay_dead_on_recovery: Option<bool>,
     auto_replay_window_s: Option<i64>,
+    /// Absent: keep (or none, when creating); null: no limit; a number: requests per second.
+    #[serde(default, deserialize_with = "present")]
+    rate_limit_per_s: Option<Option<i64>>,
+}
+
+/// Tells a field that is present (even as null) from one that is absent.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 fn required<T>(v: Option<T>, field: &str) -> Result<T, ValidationError> {
@@ -201,6 +213,11 @@ async fn record(
             1,
             30 * 86_400,
         )?,
+        rate_limit_per_s: match body.rate_limit_per_s {
+            Some(Some(rate)) => Some(in_range(rate, "rate_limit_per_s", 1, 100_000)?),
+            Some(None) => None,
+            None => current.and_then(|c| c.rate_limit_per_s),
+        },
     };
     Ok((record, revealed))
 }

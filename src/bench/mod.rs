@@ -157,6 +157,7 @@ async fn register(
                 enabled: true,
                 auto_replay_dead_on_recovery: false,
                 auto_replay_window_s: 86_400,
+                rate_limit_per_s: None,
             },
         )
         .await?;

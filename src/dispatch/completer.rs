@@ -1,136 +1,31 @@
 //! Writes outcomes in batches: whatever has arrived while the previous batch was being
 //! written goes in the next statement, so completion costs one round-trip for many rows
 //! under load and adds no wait when idle.
+//!
+//! Nothing an outcome carries may hold the others back. A batch that fails on a transient
+//! database error (the server restarting, a lost connection, a deadlock) is retried whole
+//! until it is written; one that fails for any other reason is split in halves until the
+//! outcome at fault is alone, and that one is written stripped of what the partner sent, as
+//! an `internal` error. If even that fails, its lease expires and the reaper records it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use sqlx::PgPool;
 use tokio::sync::{Notify, mpsc};
-use uuid::Uuid;
 
-use super::alerts::Alerts;
-use crate::store::{self, Next, Outcome};
+use super::hooks::Hooks;
+use super::inflight::InFlight;
+use crate::store::{self, Outcome, StoreError};
 
 const MAX_BATCH: usize = 1000;
-
-/// What runs after a batch is written: operator alerts, and the recovery pass of endpoints
-/// with `auto_replay_dead_on_recovery` that answered 2xx.
-pub struct Hooks {
-    pub alerts: Option<Alerts>,
-    pub auto_replay_per_second: u32,
-    gates: Arc<Mutex<HashMap<Uuid, Gate>>>,
-}
-
-/// When this process last ran a recovery pass for an endpoint, and whether a pass is already
-/// planned. A 2xx within a second of the last pass plans one for a second after it, so a
-/// recovery proceeds pass after pass while (and only while) the endpoint keeps answering 2xx.
-struct Gate {
-    last: Instant,
-    planned: bool,
-}
-
-const PASS_EVERY: Duration = Duration::from_secs(1);
-
-impl Hooks {
-    pub fn new(alerts: Option<Alerts>, auto_replay_per_second: u32) -> Self {
-        Hooks {
-            alerts,
-            auto_replay_per_second,
-            gates: Arc::default(),
-        }
-    }
-
-    fn after_batch(&mut self, pool: &PgPool, batch: &[Outcome], wake: &Arc<Notify>) {
-        if let Some(alerts) = &self.alerts {
-            alerts.observe(batch);
-        }
-        let now = Instant::now();
-        let mut due_now: Vec<Uuid> = Vec::new();
-        let mut planned: Vec<(Uuid, Instant)> = Vec::new();
-        {
-            let mut gates = self.gates.lock().expect("recovery gates lock");
-            for o in batch {
-                if !(o.auto_replay && o.next == Next::Delivered) {
-                    continue;
-                }
-                match gates.get_mut(&o.endpoint_id) {
-                    Some(g) if now.duration_since(g.last) < PASS_EVERY => {
-                        if !g.planned {
-                            g.planned = true;
-                            planned.push((o.endpoint_id, g.last + PASS_EVERY));
-                        }
-                    }
-                    Some(g) => {
-                        g.last = now;
-                        due_now.push(o.endpoint_id);
-                    }
-                    None => {
-                        gates.insert(
-                            o.endpoint_id,
-                            Gate {
-                                last: now,
-                                planned: false,
-                            },
-                        );
-                        due_now.push(o.endpoint_id);
-                    }
-                }
-            }
-            if gates.len() > 10_000 {
-                gates.retain(|_, g| g.planned || now.duration_since(g.last) < PASS_EVERY);
-            }
-        }
-        let per_second = self.auto_replay_per_second;
-        // Off the completion path: a slow recovery query never delays the next batch.
-        if !due_now.is_empty() {
-            tokio::spawn(recovery_pass(
-                pool.clone(),
-                due_now,
-                per_second,
-                wake.clone(),
-            ));
-        }
-        for (endpoint, at) in planned {
-            let gates = self.gates.clone();
-            let pool = pool.clone();
-            let wake = wake.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep_until(at.into()).await;
-                if let Some(g) = gates
-                    .lock()
-                    .expect("recovery gates lock")
-                    .get_mut(&endpoint)
-                {
-                    g.last = Instant::now();
-                    g.planned = false;
-                }
-                recovery_pass(pool, vec![endpoint], per_second, wake).await;
-            });
-        }
-    }
-}
-
-async fn recovery_pass(pool: PgPool, endpoints: Vec<Uuid>, per_second: u32, wake: Arc<Notify>) {
-    match store::auto_replay_pass(&pool, &endpoints, per_second).await {
-        Ok(0) => {}
-        Ok(n) => {
-            tracing::info!(
-                replayed = n,
-                "endpoint answering again: dead deliveries replayed"
-            );
-            wake.notify_one();
-        }
-        Err(e) => tracing::warn!(error = %e, "automatic replay after recovery failed"),
-    }
-}
 
 pub async fn run(
     pool: PgPool,
     mut outcomes: mpsc::Receiver<Outcome>,
     wake: Arc<Notify>,
+    in_flight: Arc<InFlight>,
     mut hooks: Hooks,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -142,24 +37,60 @@ pub async fn run(
                 Err(_) => break,
             }
         }
-        // The outcomes exist only here until written: keep trying (the database may be
-        // restarting). If the process dies first, the leases expire and the deliveries are
-        // sent again with the same X-Callback-Id.
-        let write = || store::complete(&pool, &batch);
-        let _ = write
-            .retry(
-                ExponentialBuilder::default()
-                    .with_min_delay(Duration::from_millis(50))
-                    .with_max_delay(Duration::from_secs(5))
-                    .without_max_times(),
-            )
-            .notify(|e, after| {
-                tracing::warn!(error = %e, retry_in = ?after, "completing a batch failed")
-            })
-            .await;
+        write(&pool, &batch).await;
+        in_flight.written(batch.iter().map(|o| o.delivery_id));
         hooks.after_batch(&pool, &batch, &wake);
         batch.clear();
         // A retry may now be due sooner than the claimer planned to wake up.
         wake.notify_one();
     }
+}
+
+/// Writes `batch`, isolating any outcome that the database refuses.
+async fn write(pool: &PgPool, batch: &[Outcome]) {
+    let mut parts: Vec<&[Outcome]> = vec![batch];
+    while let Some(part) = parts.pop() {
+        let error = match write_through_outages(pool, part).await {
+            Ok(()) => continue,
+            Err(e) => e,
+        };
+        if part.len() > 1 {
+            let (left, right) = part.split_at(part.len() / 2);
+            parts.push(right);
+            parts.push(left);
+            continue;
+        }
+        let refused = &part[0];
+        ::metrics::counter!(crate::prometheus::COMPLETION_FAILURES).increment(1);
+        tracing::error!(
+            delivery_id = %refused.delivery_id, error = %error,
+            "the database refused this outcome; recording it as an internal error"
+        );
+        let stripped = refused.stripped(&error.to_string());
+        if let Err(e) = write_through_outages(pool, std::slice::from_ref(&stripped)).await {
+            tracing::error!(
+                delivery_id = %refused.delivery_id, error = %e,
+                "even the stripped outcome was refused; its lease will expire and the reaper records it"
+            );
+        }
+    }
+}
+
+/// One write, retried for as long as the database is unavailable (the outcomes exist only
+/// here until written; if the process dies first, the leases expire and the deliveries are
+/// sent again with the same X-Callback-Id). Any other error is returned at once.
+async fn write_through_outages(pool: &PgPool, part: &[Outcome]) -> Result<(), StoreError> {
+    (|| store::complete(pool, part))
+        .retry(
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(50))
+                .with_max_delay(Duration::from_secs(5))
+                .without_max_times(),
+        )
+        .when(StoreError::is_transient)
+        .notify(|e, after| {
+            ::metrics::counter!(crate::prometheus::COMPLETION_FAILURES).increment(1);
+            tracing::warn!(error = %e, retry_in = ?after, "completing a batch failed; retrying")
+        })
+        .await
 }

@@ -1,6 +1,8 @@
-//! What this process is sending right now: each delivery with its lease token (so a shutdown
-//! whose grace runs out can give the leases back, `store::release_leases`), and the count per
-//! endpoint (so the claim can keep within `endpoint_concurrency`).
+//! What this process holds right now: each delivery with its lease token, from its claim until
+//! its outcome is written (so the leases are renewed while a request or its completion is
+//! slow, `store::renew_leases`, and a shutdown whose grace runs out can give them back,
+//! `store::release_leases`), and the requests on the wire per endpoint (so the claim can keep
+//! within `endpoint_concurrency`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,10 +30,9 @@ impl InFlight {
         }
     }
 
-    /// The delivery's outcome is with the completer.
-    pub fn finished(&self, delivery_id: Uuid, endpoint_id: Uuid) {
+    /// The delivery's request ended: its endpoint has room for another one.
+    pub fn request_done(&self, endpoint_id: Uuid) {
         let mut s = self.lock();
-        s.leases.remove(&delivery_id);
         if let Some(n) = s.per_endpoint.get_mut(&endpoint_id) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -40,7 +41,15 @@ impl InFlight {
         }
     }
 
-    /// Every `(delivery id, lease token)` still in flight.
+    /// The deliveries' outcomes are written (or given up on): their leases need no renewal.
+    pub fn written(&self, delivery_ids: impl IntoIterator<Item = Uuid>) {
+        let mut s = self.lock();
+        for id in delivery_ids {
+            s.leases.remove(&id);
+        }
+    }
+
+    /// Every `(delivery id, lease token)` whose outcome is not written yet.
     pub fn snapshot(&self) -> Vec<(Uuid, Uuid)> {
         self.lock().leases.iter().map(|(d, t)| (*d, *t)).collect()
     }
@@ -84,8 +93,10 @@ mod tests {
             (room.partial.clone(), room.partial_room.clone()),
             (vec![b], vec![1])
         );
-        f.finished(ids[0], a);
+        f.request_done(a);
         assert!(f.room(2).full.is_empty());
+        assert_eq!(f.snapshot().len(), 3, "leases are held until the outcome is written");
+        f.written([ids[0]]);
         assert_eq!(f.snapshot().len(), 2);
     }
 }

@@ -12,15 +12,20 @@
 pub mod alerts;
 mod completer;
 mod credentials;
+mod hooks;
 mod inflight;
 mod request;
 mod schedule;
 mod sender;
 pub mod test_callback;
+mod upkeep;
 mod wakeup;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::FutureExt;
 
 use chrono::Utc;
 use sqlx::PgPool;
@@ -39,6 +44,9 @@ pub use request::{USER_AGENT, proposal_status_url};
 pub use schedule::{RetryPolicy, parse_retry_after};
 pub use sender::{AttemptResult, RESPONSE_BODY_LIMIT, Sender};
 
+/// Arrivals of ordered endpoints numbered per statement.
+const SEQUENCE_BATCH: i32 = 1000;
+
 pub struct Dispatcher {
     pool: PgPool,
     settings: Arc<Settings>,
@@ -49,7 +57,7 @@ pub struct Dispatcher {
     credentials: credentials::CredentialCache,
     /// What this process is sending now: per delivery (for the lease release at shutdown)
     /// and per endpoint (for the per-endpoint cap).
-    in_flight: inflight::InFlight,
+    in_flight: Arc<inflight::InFlight>,
 }
 
 impl Dispatcher {
@@ -65,7 +73,7 @@ impl Dispatcher {
             secrets,
             wake: Arc::new(Notify::new()),
             credentials: Default::default(),
-            in_flight: inflight::InFlight::default(),
+            in_flight: Arc::default(),
         })
     }
 
@@ -74,7 +82,7 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let concurrency = self.settings.worker_concurrency;
         let (outcomes_tx, outcomes_rx) = mpsc::channel::<Outcome>(concurrency.max(64));
-        let hooks = completer::Hooks::new(
+        let hooks = hooks::Hooks::new(
             alerts::Alerts::start(&self.settings),
             self.settings.auto_replay_per_second,
         );
@@ -82,10 +90,25 @@ impl Dispatcher {
             self.pool.clone(),
             outcomes_rx,
             self.wake.clone(),
+            self.in_flight.clone(),
             hooks,
         ));
         let listener = tokio::spawn(wakeup::run(
             self.pool.clone(),
+            self.wake.clone(),
+            shutdown.clone(),
+        ));
+        // Chores stop only after the requests in flight are done (or given back below).
+        let chores = CancellationToken::new();
+        let renewer = tokio::spawn(upkeep::renew_leases(
+            self.pool.clone(),
+            self.in_flight.clone(),
+            self.settings.lease_ms,
+            chores.clone(),
+        ));
+        tokio::spawn(upkeep::reap(
+            self.pool.clone(),
+            Duration::from_millis(self.settings.poll_interval_ms.clamp(100, 5_000)),
             self.wake.clone(),
             shutdown.clone(),
         ));
@@ -115,6 +138,8 @@ impl Dispatcher {
                 ),
             }
         }
+        chores.cancel();
+        let _ = renewer.await;
         listener.abort();
     }
 
@@ -132,6 +157,14 @@ impl Dispatcher {
                 _ = shutdown.cancelled() => return,
             };
             let wanted = (permits.available_permits() + 1).min(self.settings.claim_batch);
+            // Number what arrived for ordered endpoints first, so that it can be claimed now.
+            let sequenced = match store::sequence_arrivals(&self.pool, SEQUENCE_BATCH).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "numbering arrivals failed; retrying");
+                    0
+                }
+            };
             let lease_token = Uuid::new_v4();
             let room = self.in_flight.room(self.settings.endpoint_concurrency);
             let claimed = match store::claim(
@@ -163,12 +196,18 @@ impl Dispatcher {
             self.in_flight
                 .claimed(lease_token, claimed.iter().map(|c| (c.id, c.endpoint_id)));
             for delivery in claimed {
-                let permit = first.take().unwrap_or_else(|| {
-                    permits
-                        .clone()
-                        .try_acquire_owned()
-                        .expect("never claims more than the free permits")
-                });
+                let permit = match first.take() {
+                    Some(p) => p,
+                    // Never more than the free permits were asked for; if that ever breaks,
+                    // the lease brings the delivery back rather than a panic stopping the loop.
+                    None => match permits.clone().try_acquire_owned() {
+                        Ok(p) => p,
+                        Err(_) => {
+                            tracing::error!(delivery_id = %delivery.id, "claimed more than the free slots; its lease will bring it back");
+                            continue;
+                        }
+                    },
+                };
                 let me = self.clone();
                 let outcomes = outcomes.clone();
                 tokio::spawn(
@@ -176,26 +215,20 @@ impl Dispatcher {
                 );
             }
             drop(first);
-            if got == wanted {
+            if got > 0 || sequenced == SEQUENCE_BATCH {
                 continue; // more may be due right now
             }
-            // Drained what was due: sleep until the next due time, a NOTIFY, or the poll.
-            let wait = match store::next_due_in_ms(&self.pool).await {
+            // Nothing claimable now: sleep until the next due time, a NOTIFY, or the poll.
+            let wait = match store::next_due_in_ms(&self.pool, &room.full).await {
                 Ok(Some(ms)) => Duration::from_millis(ms as u64).min(poll),
                 Ok(None) | Err(_) => poll,
             };
             // Due but not claimable (another worker is claiming it now): a short pause.
-            let wait = if got == 0 {
-                wait.max(Duration::from_millis(5))
-            } else {
-                wait
-            };
-            if !wait.is_zero() {
-                tokio::select! {
-                    _ = self.wake.notified() => {},
-                    _ = tokio::time::sleep(wait) => {},
-                    _ = shutdown.cancelled() => return,
-                }
+            let wait = wait.max(Duration::from_millis(5));
+            tokio::select! {
+                _ = self.wake.notified() => {},
+                _ = tokio::time::sleep(wait) => {},
+                _ = shutdown.cancelled() => return,
             }
         }
     }
@@ -219,12 +252,31 @@ impl Dispatcher {
             duration_ms = tracing::field::Empty,
         );
         ::metrics::gauge!(crate::prometheus::IN_FLIGHT).increment(1.0);
-        let outcome = self.attempt(&c, lease_token).instrument(span).await;
+        // A panic in the attempt (a bug, or an input nobody foresaw) must not lose the
+        // delivery's slot, its endpoint's count or its outcome: it becomes a failed attempt
+        // of kind `internal`, retried and in the end dead-lettered like any other failure.
+        let outcome = match AssertUnwindSafe(self.attempt(&c, lease_token).instrument(span.clone()))
+            .catch_unwind()
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                let _enter = span.enter();
+                tracing::error!(panic = %what, "the attempt panicked; recorded as an internal error");
+                let result = AttemptResult::failed(format!("internal: the attempt panicked: {what}"));
+                self.conclude(&c, lease_token, result)
+            }
+        };
         ::metrics::gauge!(crate::prometheus::IN_FLIGHT).decrement(1.0);
+        self.in_flight.request_done(c.endpoint_id);
+        drop(permit);
         // If the completer is gone the process is stopping: the lease brings it back.
         let _ = outcomes.send(outcome).await;
-        self.in_flight.finished(c.id, c.endpoint_id);
-        drop(permit);
     }
 
     async fn attempt(&self, c: &Claimed, lease_token: Uuid) -> Outcome {
@@ -235,15 +287,13 @@ impl Dispatcher {
                     .attempt(request, c.endpoint_id, &auth, timeout)
                     .await
             }
-            Err(error) => AttemptResult {
-                started_at: Utc::now(),
-                duration: Duration::ZERO,
-                status_code: None,
-                error: Some(error),
-                response_body: None,
-                retry_after: None,
-            },
+            Err(error) => AttemptResult::failed(error),
         };
+        self.conclude(c, lease_token, result)
+    }
+
+    /// What an attempt's result means for the delivery: delivered, retried later, or dead.
+    fn conclude(&self, c: &Claimed, lease_token: Uuid, result: AttemptResult) -> Outcome {
         let span = tracing::Span::current();
         span.record("duration_ms", result.duration.as_millis() as u64);
         if let Some(code) = result.status_code {
@@ -267,7 +317,7 @@ impl Dispatcher {
                 retry_in_ms = delay,
                 "attempt failed"
             );
-            Next::RetryAfterMs(delay as i64)
+            Next::RetryAfterMs(i64::try_from(delay).unwrap_or(i64::MAX))
         };
         let label = match next {
             Next::Delivered => "delivered",
@@ -289,10 +339,11 @@ impl Dispatcher {
             series: c.series,
             attempt: c.attempt,
             started_at: result.started_at,
-            duration_ms: result.duration.as_millis().min(i32::MAX as u128) as i32,
+            duration_ms: i32::try_from(result.duration.as_millis()).unwrap_or(i32::MAX),
             status_code: result.status_code.map(i32::from),
-            error: result.error,
+            error: result.error.as_deref().map(crate::model::text_from_str),
             response_body: result.response_body,
+            response_body_lossy: result.response_body_lossy,
             next,
         }
     }

@@ -24,10 +24,26 @@ pub struct AttemptResult {
     pub status_code: Option<u16>,
     pub error: Option<String>,
     pub response_body: Option<String>,
+    /// `response_body` is not byte for byte what the partner sent (see
+    /// [`crate::model::text_from_bytes`]).
+    pub response_body_lossy: bool,
     pub retry_after: Option<Duration>,
 }
 
 impl AttemptResult {
+    /// An attempt that failed before any answer (started now, took no time).
+    pub fn failed(error: String) -> Self {
+        AttemptResult {
+            started_at: Utc::now(),
+            duration: Duration::ZERO,
+            status_code: None,
+            error: Some(error),
+            response_body: None,
+            response_body_lossy: false,
+            retry_after: None,
+        }
+    }
+
     pub fn succeeded(&self) -> bool {
         self.error.is_none() && self.status_code.is_some_and(|c| (200..300).contains(&c))
     }
@@ -146,16 +162,14 @@ impl Sender {
                     status_code: Some(head.status),
                     error,
                     response_body: Some(head.body),
+                    response_body_lossy: head.body_lossy,
                     retry_after: head.retry_after,
                 }
             }
             Err(error) => AttemptResult {
                 started_at,
                 duration,
-                status_code: None,
-                error: Some(error),
-                response_body: None,
-                retry_after: None,
+                ..AttemptResult::failed(error)
             },
         }
     }
@@ -176,6 +190,7 @@ struct Head {
     location: Option<String>,
     retry_after: Option<Duration>,
     body: String,
+    body_lossy: bool,
 }
 
 async fn read_head(mut response: reqwest::Response) -> Result<Head, reqwest::Error> {
@@ -202,11 +217,19 @@ async fn read_head(mut response: reqwest::Response) -> Result<Head, reqwest::Err
         }
     }
     body.truncate(RESPONSE_BODY_LIMIT);
+    // A character cut in two by the limit is not the partner's fault: drop its first half.
+    if let Err(e) = std::str::from_utf8(&body)
+        && e.error_len().is_none()
+    {
+        body.truncate(e.valid_up_to());
+    }
+    let (body, body_lossy) = crate::model::text_from_bytes(&body);
     Ok(Head {
         status,
         location,
         retry_after,
-        body: String::from_utf8_lossy(&body).into_owned(),
+        body,
+        body_lossy,
     })
 }
 

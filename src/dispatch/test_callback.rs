@@ -61,14 +61,7 @@ pub async fn send_test(
     let url = match url {
         Ok(u) => u,
         Err(e) => {
-            return AttemptResult {
-                started_at: Utc::now(),
-                duration: Duration::ZERO,
-                status_code: None,
-                error: Some(format!("request: endpoint URL does not parse: {e}")),
-                response_body: None,
-                retry_after: None,
-            };
+            return AttemptResult::failed(format!("request: endpoint URL does not parse: {e}"));
         }
     };
     let unix_time = Utc::now().timestamp();

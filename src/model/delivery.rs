@@ -45,7 +45,9 @@ wire_enum!(Trigger, "trigger", {
 pub fn error_kind(error: Option<&str>, status_code: Option<i32>) -> Option<&'static str> {
     let error = error?;
     let status = status_code.unwrap_or(0);
-    Some(if error.starts_with("timeout") {
+    Some(if error.starts_with("internal") {
+        "internal"
+    } else if error.starts_with("timeout") {
         "timeout"
     } else if error.starts_with("dns") {
         "dns"

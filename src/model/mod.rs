@@ -6,12 +6,14 @@ mod endpoint;
 mod event;
 mod notification;
 mod status;
+mod text;
 
 pub use delivery::{DeliveryState, Trigger, error_kind};
 pub use endpoint::{Environment, Method, Ordering, Signing, validate_url_shape};
 pub use event::EventType;
 pub use notification::NewNotification;
 pub use status::ProposalStatus;
+pub use text::{text_from_bytes, text_from_str};
 
 /// Input that breaks a rule, with the field it concerns (a JSON path such as `auth.token`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,12 +1,13 @@
-//! Deliveries as operators see them: list, inspect, replay, cancel.
+//! Deliveries as operators see them: list and inspect. What changes them (replay, cancel)
+//! is in [`super::queue`].
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgPool, Postgres, QueryBuilder, Transaction};
+use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::notifications::status_name;
-use super::{Cursor, Result, StoreError, WAKE_CHANNEL};
+use super::{Cursor, Result, StoreError};
 use crate::model::{DeliveryState, Environment, EventType, Trigger};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -56,6 +57,9 @@ pub struct Attempt {
     #[sqlx(try_from = "String")]
     pub trigger: Trigger,
     pub response_body: Option<String>,
+    /// The partner's bytes were not valid UTF-8 text (or held NUL): `response_body` shows
+    /// them with each invalid sequence replaced by U+FFFD.
+    pub response_body_lossy: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,21 +96,6 @@ const SELECT: &str = "SELECT d.id, d.notification_id, d.partner_id, d.endpoint_i
               AND q.delivered_at < coalesce(d.delivered_at, 'infinity')
               AND d.series > 1)) AS out_of_order
      FROM deliveries d JOIN notifications n ON n.id = d.notification_id";
-
-/// What a replay does to a delivery: pending again, a new series from attempt 1 (the caller
-/// sets `trigger` and, unless it uses [`REPLAY_SET`], `next_attempt_at`).
-pub(crate) const REPLAY_SERIES: &str = "state = 'pending', series = series + 1, attempts = 0,
-    locked_until = NULL, lease_token = NULL, updated_at = now()";
-
-/// [`REPLAY_SERIES`], due now.
-pub(crate) const REPLAY_SET: &str =
-    const_format::concatcp!(REPLAY_SERIES, ", next_attempt_at = now()");
-
-/// Which pending deliveries a configuration change cancels.
-pub(crate) enum Scope {
-    Partner(Uuid),
-    Endpoint(Uuid),
-}
 
 fn named(mut d: Delivery) -> Delivery {
     d.status_name = status_name(d.status);
@@ -157,7 +146,7 @@ impl Delivery {
             "SELECT series, attempt, started_at, duration_ms, status_code, error, error_kind,
                     coalesce(trigger, CASE WHEN series = 1 THEN 'initial' ELSE 'operator' END)
                         AS trigger,
-                    response_body
+                    response_body, response_body_lossy
              FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
         )
         .bind(id)
@@ -167,71 +156,6 @@ impl Delivery {
             delivery: named(delivery),
             attempt_log,
         })
-    }
-
-    /// A dead or canceled delivery goes back to pending with a fresh series of attempts,
-    /// started by `trigger` (who asked).
-    pub async fn replay(pool: &PgPool, id: Uuid, trigger: Trigger) -> Result<DeliveryDetail> {
-        let mut tx = pool.begin().await?;
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM deliveries WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        match state.as_deref() {
-            None => return Err(StoreError::NotFound("delivery")),
-            Some("dead" | "canceled") => {}
-            Some(other) => {
-                return Err(StoreError::Conflict(format!(
-                    "only dead or canceled deliveries can be replayed; this one is {other}"
-                )));
-            }
-        }
-        sqlx::query(const_format::concatcp!(
-            "UPDATE deliveries SET ",
-            REPLAY_SET,
-            ", trigger = $2 WHERE id = $1"
-        ))
-        .bind(id)
-        .bind(trigger.as_str())
-        .execute(&mut *tx)
-        .await?;
-        wake(&mut tx).await?;
-        tx.commit().await?;
-        Self::get(pool, id).await
-    }
-
-    /// A pending delivery is never sent again. One in flight finishes its request, but its
-    /// outcome no longer changes the state.
-    pub async fn cancel(pool: &PgPool, id: Uuid) -> Result<DeliveryDetail> {
-        Self::cancel_because(pool, id, "canceled by operator").await
-    }
-
-    /// [`Delivery::cancel`] with the `last_error` to record (who canceled it).
-    pub async fn cancel_because(pool: &PgPool, id: Uuid, reason: &str) -> Result<DeliveryDetail> {
-        let updated = sqlx::query_scalar::<_, String>(
-            "WITH target AS (SELECT id, state FROM deliveries WHERE id = $1 FOR UPDATE)
-             UPDATE deliveries d SET
-                 state = CASE WHEN t.state = 'pending' THEN 'canceled' ELSE d.state END,
-                 locked_until = CASE WHEN t.state = 'pending' THEN NULL ELSE d.locked_until END,
-                 lease_token = CASE WHEN t.state = 'pending' THEN NULL ELSE d.lease_token END,
-                 last_error = CASE WHEN t.state = 'pending' THEN $2
-                                   ELSE d.last_error END,
-                 updated_at = CASE WHEN t.state = 'pending' THEN now() ELSE d.updated_at END
-             FROM target t WHERE d.id = t.id
-             RETURNING t.state",
-        )
-        .bind(id)
-        .bind(reason)
-        .fetch_optional(pool)
-        .await?;
-        match updated.as_deref() {
-            None => Err(StoreError::NotFound("delivery")),
-            Some("pending") => Self::get(pool, id).await,
-            Some(other) => Err(StoreError::Conflict(format!(
-                "only pending deliveries can be canceled; this one is {other}"
-            ))),
-        }
     }
 }
 
@@ -260,37 +184,4 @@ pub(crate) fn push_filter(q: &mut QueryBuilder<Postgres>, f: &DeliveryFilter) {
     if let Some(v) = f.until {
         q.push(" AND d.created_at < ").push_bind(v);
     }
-}
-
-pub(crate) async fn cancel_pending(
-    tx: &mut Transaction<'static, Postgres>,
-    scope: Scope,
-    reason: &str,
-) -> Result<u64> {
-    let (partner, endpoint) = match scope {
-        Scope::Partner(id) => (Some(id), None),
-        Scope::Endpoint(id) => (None, Some(id)),
-    };
-    let done = sqlx::query(
-        "UPDATE deliveries SET state = 'canceled', last_error = $3, locked_until = NULL,
-             lease_token = NULL, updated_at = now()
-         WHERE state = 'pending'
-           AND ($1::uuid IS NULL OR partner_id = $1)
-           AND ($2::uuid IS NULL OR endpoint_id = $2)",
-    )
-    .bind(partner)
-    .bind(endpoint)
-    .bind(reason)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected())
-}
-
-/// Wakes the workers when `tx` commits.
-pub(crate) async fn wake(tx: &mut Transaction<'static, Postgres>) -> Result<()> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(WAKE_CHANNEL)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }

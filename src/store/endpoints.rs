@@ -29,6 +29,8 @@ pub struct Endpoint {
     /// Replay the dead deliveries of the last `auto_replay_window_s` once it answers 2xx.
     pub auto_replay_dead_on_recovery: bool,
     pub auto_replay_window_s: i32,
+    /// Requests per second at most, shared by every worker process; None: unlimited.
+    pub rate_limit_per_s: Option<i32>,
     /// A generated signing secret, shown once in the answer that created it.
     #[sqlx(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,6 +62,7 @@ pub struct EndpointRecord {
     pub enabled: bool,
     pub auto_replay_dead_on_recovery: bool,
     pub auto_replay_window_s: i32,
+    pub rate_limit_per_s: Option<i32>,
 }
 
 /// What a write does to the Standard Webhooks keys.
@@ -91,15 +94,16 @@ const RETURNING: &str = "id, partner_id, environment, url, method, event_types, 
                          auth_public, timeout_ms, max_attempts, enabled, \
                          CASE WHEN signing_sealed IS NULL THEN 'none' ELSE 'standard_webhooks' END \
                          AS signing, auto_replay_dead_on_recovery, auto_replay_window_s, \
-                         created_at, updated_at";
+                         rate_limit_per_s, created_at, updated_at";
 
 impl Endpoint {
     pub async fn insert(db: impl PgExecutor<'_>, r: &EndpointRecord) -> Result<Endpoint> {
         sqlx::query_as(const_format::concatcp!(
             "INSERT INTO endpoints (id, partner_id, environment, url, method, event_types,
                  auth_type, auth_public, auth_sealed, timeout_ms, max_attempts, enabled, ordering,
-                 signing_sealed, auto_replay_dead_on_recovery, auto_replay_window_s)
-             SELECT $1, p.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
+                 signing_sealed, auto_replay_dead_on_recovery, auto_replay_window_s,
+                 rate_limit_per_s)
+             SELECT $1, p.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17
              FROM partners p WHERE p.id = $2 AND p.deleted_at IS NULL
              RETURNING ",
             RETURNING
@@ -120,6 +124,7 @@ impl Endpoint {
         .bind(r.signing.sealed())
         .bind(r.auto_replay_dead_on_recovery)
         .bind(r.auto_replay_window_s)
+        .bind(r.rate_limit_per_s)
         .fetch_optional(db)
         .await?
         .ok_or(StoreError::NotFound("partner"))
@@ -137,6 +142,8 @@ impl Endpoint {
                  signing_sealed = CASE $13 WHEN 'keep' THEN signing_sealed
                                            WHEN 'set' THEN $14 END,
                  auto_replay_dead_on_recovery = $15, auto_replay_window_s = $16,
+                 rate_limit_per_s = $17,
+                 rate_tat = CASE WHEN $17::int4 IS NULL THEN NULL ELSE rate_tat END,
                  updated_at = now()
              WHERE id = $1 AND deleted_at IS NULL
              RETURNING ",
@@ -158,9 +165,14 @@ impl Endpoint {
         .bind(r.signing.sealed())
         .bind(r.auto_replay_dead_on_recovery)
         .bind(r.auto_replay_window_s)
+        .bind(r.rate_limit_per_s)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(StoreError::NotFound("endpoint"))?;
+        if r.ordering == Ordering::None {
+            // The endpoint's current setting governs: nothing of it waits for a predecessor.
+            super::queue::transitions::unorder(&mut *conn, r.id).await?;
+        }
         // Re-enabled (or re-pointed): its waiting deliveries are due now.
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(super::WAKE_CHANNEL)
@@ -237,9 +249,9 @@ impl Endpoint {
         if hit.rows_affected() == 0 {
             return Err(StoreError::NotFound("endpoint"));
         }
-        super::deliveries::cancel_pending(
+        super::queue::transitions::cancel_pending(
             tx,
-            super::deliveries::Scope::Endpoint(id),
+            super::queue::transitions::Scope::Endpoint(id),
             "endpoint deleted",
         )
         .await?;

@@ -2,20 +2,18 @@
 //! queries: a clean clone builds without a database).
 
 mod audit;
-mod bulk;
 mod cursor;
 mod deliveries;
 mod endpoint_tests;
 mod endpoints;
 mod health;
 mod keyring;
-mod lease;
 mod notifications;
 mod partners;
-mod queue;
-mod recovery;
+pub mod queue;
 mod retention;
 mod tokens;
+mod transient;
 
 use std::time::Duration;
 
@@ -24,19 +22,20 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 pub use audit::{AuditEntry, AuditRecord, mask_secrets};
-pub use bulk::replay_matching;
 pub use cursor::Cursor;
 pub use deliveries::{Attempt, Delivery, DeliveryDetail, DeliveryFilter};
 pub use endpoint_tests::EndpointTest;
 pub use endpoints::{Endpoint, EndpointRecord, SigningChange};
 pub use health::EndpointHealth;
 pub use keyring::verify_or_init_key;
-pub use lease::release_leases;
 pub use notifications::{DeliveryRef, Enqueued, ItemError, Keyed, Notification};
 pub use partners::Partner;
-pub use queue::{Claimed, EndpointRoom, Next, Outcome, claim, complete, next_due_in_ms};
-pub use recovery::auto_replay_pass;
+pub use queue::{
+    Claimed, EndpointRoom, Next, Outcome, auto_replay_pass, claim, complete, next_due_in_ms,
+    reap_expired_leases, release_leases, renew_leases, replay_matching, sequence_arrivals,
+};
 pub use retention::{Purged, purge_batch};
+pub use transient::is_transient;
 
 use crate::model::ValidationError;
 
@@ -61,6 +60,13 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
+}
+
+impl StoreError {
+    /// Worth retrying: the database was unavailable or the transaction lost a race.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Database(e) if is_transient(e))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

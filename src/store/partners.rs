@@ -115,9 +115,9 @@ impl Partner {
         .bind(id)
         .execute(&mut **tx)
         .await?;
-        super::deliveries::cancel_pending(
+        super::queue::transitions::cancel_pending(
             tx,
-            super::deliveries::Scope::Partner(id),
+            super::queue::transitions::Scope::Partner(id),
             "partner deleted",
         )
         .await?;

@@ -5,8 +5,8 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::deliveries::REPLAY_SERIES;
-use super::{Result, WAKE_CHANNEL};
+use super::super::{Result, WAKE_CHANNEL};
+use super::transitions::REPLAY_SERIES;
 
 /// One recovery pass over `endpoints` (those that just answered 2xx): for each endpoint that
 /// opted in, is enabled, has dead deliveries in its window, and whose previous pass is at

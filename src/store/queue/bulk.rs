@@ -4,8 +4,9 @@
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::deliveries::{REPLAY_SET, push_filter, wake};
-use super::{DeliveryFilter, Result, StoreError};
+use super::super::deliveries::push_filter;
+use super::super::{DeliveryFilter, Result, StoreError};
+use super::transitions::{REPLAY_SET, wake};
 use crate::model::{DeliveryState, Trigger, ValidationError};
 
 const CHUNK: i64 = 500;
@@ -40,7 +41,8 @@ pub async fn replay_matching(
         );
         q.push_bind(started);
         push_filter(&mut q, &filter);
-        q.push(" ORDER BY d.id LIMIT ")
+        // One canceled while its attempt is still on the wire waits for that attempt.
+        q.push(" AND d.queue IS NULL ORDER BY d.id LIMIT ")
             .push_bind(CHUNK)
             .push(" FOR UPDATE OF d SKIP LOCKED) UPDATE deliveries SET ")
             .push(REPLAY_SET)

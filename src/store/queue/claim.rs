@@ -1,0 +1,167 @@
+//! The claim: ready → running, for up to `limit` deliveries, in one statement.
+//!
+//! Its cost is one index probe per endpoint that has ready rows, plus the rows it takes. It
+//! never reads a delivery it cannot take:
+//! - `heads` walks `deliveries_ready_idx` (endpoint_id, next_attempt_at) WHERE queue = 'ready'
+//!   as a skip scan: each step jumps to the next endpoint and lands on its oldest ready row.
+//!   Waiting, arriving, running and finished rows are not in that index at all.
+//! - `due` keeps the endpoints that are enabled, due now, within this worker's cap and within
+//!   their shared rate (`rates` locks only the rate-limited endpoints' rows); a disabled or capped endpoint costs that one probe, whatever its
+//!   backlog.
+//! - `alloc` shares `limit` among them, oldest first, each at most its room.
+//! - `picked` reads, per endpoint, exactly the rows it takes (`LIMIT take`).
+//!
+//! The plan does not depend on statistics: every step is an index probe with a LIMIT, and
+//! bitmap scans (which would read every ready row to sort them) are switched off for this
+//! statement.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::super::Result;
+use super::Claimed;
+
+/// How many more requests each endpoint may have in flight in this worker: endpoints with
+/// no room are skipped by the claim, the others get at most their room (endpoints not named
+/// get `per_endpoint`). This is what keeps one slow partner from taking every slot.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointRoom {
+    pub full: Vec<Uuid>,
+    pub partial: Vec<Uuid>,
+    pub partial_room: Vec<i32>,
+    pub per_endpoint: i32,
+}
+
+/// The endpoints with ready deliveries, each with its oldest ready `next_attempt_at`: a skip
+/// scan over `deliveries_ready_idx`, one probe per endpoint.
+const HEADS: &str = "heads AS (
+        (SELECT d.endpoint_id, d.next_attempt_at FROM deliveries d
+         WHERE d.queue = 'ready'
+         ORDER BY d.endpoint_id, d.next_attempt_at LIMIT 1)
+      UNION ALL
+        SELECT nx.endpoint_id, nx.next_attempt_at
+        FROM heads h CROSS JOIN LATERAL (
+            SELECT d.endpoint_id, d.next_attempt_at FROM deliveries d
+            WHERE d.queue = 'ready' AND d.endpoint_id > h.endpoint_id
+            ORDER BY d.endpoint_id, d.next_attempt_at LIMIT 1) nx
+    )";
+
+/// How many requests an endpoint's rate still allows now, with one second of burst: the
+/// generic cell rate algorithm, whose only state is `rate_tat`, the theoretical arrival time
+/// of the next request. `r` is the endpoint row read under lock (`rates`).
+const RATE_ALLOWS: &str = "CASE WHEN r.rate_limit_per_s IS NULL THEN 2147483647
+          WHEN r.rate_tat IS NULL OR r.rate_tat <= now() THEN r.rate_limit_per_s
+          ELSE greatest(0, floor(r.rate_limit_per_s
+                   * (1 - extract(epoch FROM r.rate_tat - now()))))::int8 END";
+
+/// Claims up to `limit` due deliveries for `lease_ms` under `lease_token`, respecting `room`
+/// and each endpoint's `rate_limit_per_s`. The attempt counter goes up here, so an attempt
+/// whose worker died still counts and a poison delivery cannot loop forever.
+pub async fn claim(
+    pool: &PgPool,
+    limit: i64,
+    lease_ms: i64,
+    lease_token: Uuid,
+    room: &EndpointRoom,
+) -> Result<Vec<Claimed>> {
+    let mut tx = pool.begin().await?;
+    // Statistics must not matter: an index probe with a LIMIT is always the right plan here,
+    // and a bitmap scan (chosen when the planner believes the queue is small) reads and sorts
+    // every ready row of an endpoint.
+    sqlx::query("SET LOCAL enable_bitmapscan = off")
+        .execute(&mut *tx)
+        .await?;
+    let claimed = sqlx::query_as(const_format::concatcp!(
+        "WITH RECURSIVE ",
+        HEADS,
+        ",
+         rates AS (
+             -- Rate-limited endpoints only, read under lock: the workers that claim for the
+             -- same limited endpoint take turns, so the rate holds across processes.
+             SELECT e.id, e.rate_limit_per_s, e.rate_tat FROM endpoints e
+             WHERE e.id IN (SELECT endpoint_id FROM heads) AND e.rate_limit_per_s IS NOT NULL
+             ORDER BY e.id
+             FOR NO KEY UPDATE
+         ),
+         due AS (
+             SELECT h.endpoint_id, h.next_attempt_at AS oldest,
+                    least(coalesce(k.room, $7), $1, ",
+        RATE_ALLOWS,
+        ") AS room
+             FROM heads h
+             JOIN endpoints e ON e.id = h.endpoint_id AND e.enabled
+             LEFT JOIN rates r ON r.id = h.endpoint_id
+             LEFT JOIN unnest($5::uuid[], $6::int4[]) AS k(endpoint_id, room)
+                    ON k.endpoint_id = h.endpoint_id
+             WHERE h.next_attempt_at <= now() AND h.endpoint_id <> ALL ($4::uuid[])
+         ),
+         alloc AS (
+             SELECT u.endpoint_id,
+                    least(u.room, $1 - (sum(u.room) OVER (ORDER BY u.oldest, u.endpoint_id)
+                                        - u.room)) AS take
+             FROM due u WHERE u.room > 0
+         ),
+         picked AS (
+             SELECT c.id, a.endpoint_id FROM alloc a CROSS JOIN LATERAL (
+                 SELECT d.id FROM deliveries d
+                 WHERE d.queue = 'ready' AND d.endpoint_id = a.endpoint_id
+                   AND d.next_attempt_at <= now()
+                 ORDER BY d.next_attempt_at
+                 LIMIT a.take
+                 FOR UPDATE SKIP LOCKED) c
+             WHERE a.take > 0
+         ),
+         rated AS (
+             -- What a rate-limited endpoint took moves its theoretical arrival time on.
+             UPDATE endpoints e SET rate_tat = greatest(coalesce(r.rate_tat, now()), now())
+                     + make_interval(secs => p.n::float8 / r.rate_limit_per_s)
+             FROM rates r,
+                  (SELECT endpoint_id, count(*) AS n FROM picked GROUP BY endpoint_id) p
+             WHERE e.id = r.id AND p.endpoint_id = r.id
+         )
+         UPDATE deliveries d
+         SET queue = 'running',
+             locked_until = now() + make_interval(secs => $2::float8 / 1000),
+             lease_token = $3,
+             attempts = d.attempts + 1,
+             updated_at = now()
+         FROM picked, endpoints e, notifications n
+         WHERE d.id = picked.id AND e.id = d.endpoint_id AND n.id = d.notification_id
+         RETURNING d.id, d.notification_id, d.partner_id, d.endpoint_id, d.event_type,
+                   d.attempts AS attempt, d.series, e.url, e.method, e.auth_sealed,
+                   e.updated_at AS endpoint_updated_at, e.timeout_ms, e.max_attempts,
+                   n.proposal, n.status, n.identifier, n.body::text AS body, d.sequence,
+                   e.signing_sealed, e.auto_replay_dead_on_recovery AS auto_replay"
+    ))
+    .bind(limit)
+    .bind(lease_ms)
+    .bind(lease_token)
+    .bind(&room.full)
+    .bind(&room.partial)
+    .bind(&room.partial_room)
+    .bind(room.per_endpoint)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(claimed)
+}
+
+/// Milliseconds until the next ready delivery of an enabled endpoint not in `full` is due (0
+/// if one is due now), counting each endpoint's rate, or None when nothing is ready.
+pub async fn next_due_in_ms(pool: &PgPool, full: &[Uuid]) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(const_format::concatcp!(
+        "WITH RECURSIVE ",
+        HEADS,
+        "
+         SELECT greatest(0, ceil(extract(epoch FROM min(greatest(h.next_attempt_at,
+                    -- a rate-limited endpoint opens again one second before its
+                    -- theoretical arrival time
+                    coalesce(e.rate_tat - interval '1 second', '-infinity'))) - now()) * 1000))::int8
+         FROM heads h JOIN endpoints e ON e.id = h.endpoint_id AND e.enabled
+         WHERE h.endpoint_id <> ALL ($1::uuid[])
+         HAVING count(*) > 0"
+    ))
+    .bind(full)
+    .fetch_optional(pool)
+    .await?)
+}

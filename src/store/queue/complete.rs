@@ -1,0 +1,140 @@
+//! Completion: running → ready (retry later), delivered or dead, for a batch of outcomes in
+//! one transaction.
+//!
+//! - Only a delivery whose lease is still ours moves; a lease that expired and was taken by
+//!   another worker leaves that worker in charge. The attempt is logged either way, because
+//!   it happened — exactly once: a completion retried after a commit whose answer was lost
+//!   finds its attempt row (unique on delivery and lease token) and adds nothing.
+//! - A delivery canceled while its request was on the wire stays canceled; its attempt is
+//!   logged and it leaves `running` now, which is when its successor may go.
+//! - Each ordered delivery that finished releases the next one of its key.
+
+use sqlx::PgPool;
+
+use super::super::Result;
+use super::{Next, Outcome};
+
+pub async fn complete(pool: &PgPool, outcomes: &[Outcome]) -> Result<()> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
+    let n = outcomes.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut tokens = Vec::with_capacity(n);
+    let mut states = Vec::with_capacity(n);
+    let mut delays = Vec::with_capacity(n);
+    let mut series = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut started = Vec::with_capacity(n);
+    let mut durations = Vec::with_capacity(n);
+    let mut codes = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    let mut bodies = Vec::with_capacity(n);
+    let mut lossy = Vec::with_capacity(n);
+    for o in outcomes {
+        ids.push(o.delivery_id);
+        tokens.push(o.lease_token);
+        let (state, delay) = match o.next {
+            Next::Delivered => ("delivered", None),
+            Next::RetryAfterMs(ms) => ("pending", Some(ms)),
+            Next::Dead => ("dead", None),
+        };
+        states.push(state);
+        delays.push(delay);
+        series.push(o.series);
+        attempts.push(o.attempt);
+        started.push(o.started_at);
+        durations.push(o.duration_ms);
+        codes.push(o.status_code);
+        errors.push(o.error.as_deref());
+        bodies.push(o.response_body.as_deref());
+        lossy.push(o.response_body_lossy);
+    }
+    let mut tx = pool.begin().await?;
+    // (endpoint, key) of each ordered delivery that left `running` for good.
+    let finished: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "WITH o AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::int4[],
+                                  $6::int4[], $7::timestamptz[], $8::int4[], $9::int4[],
+                                  $10::text[], $11::text[], $12::bool[])
+                 AS o(id, token, state, delay_ms, series, attempt, started_at, duration_ms,
+                      status_code, error, response_body, lossy)
+             ORDER BY o.id
+         ),
+         upd AS (
+             UPDATE deliveries d SET
+                 state = CASE WHEN d.state = 'pending' THEN o.state ELSE d.state END,
+                 queue = CASE WHEN d.state = 'pending' AND o.state = 'pending'
+                              THEN 'ready' END,
+                 next_attempt_at = CASE WHEN d.state = 'pending' AND o.state = 'pending'
+                     THEN now() + make_interval(secs => o.delay_ms::float8 / 1000)
+                     ELSE d.next_attempt_at END,
+                 locked_until = NULL,
+                 lease_token = NULL,
+                 last_status_code = CASE WHEN d.state = 'pending' THEN o.status_code
+                                         ELSE d.last_status_code END,
+                 last_error = CASE WHEN d.state = 'pending' THEN o.error ELSE d.last_error END,
+                 delivered_at = CASE WHEN d.state = 'pending' AND o.state = 'delivered'
+                                     THEN now() END,
+                 updated_at = now()
+             FROM o
+             WHERE d.id = o.id AND d.lease_token = o.token AND d.queue = 'running'
+             RETURNING d.id, d.endpoint_id, d.ordering_key, d.queue
+         ),
+         logged AS (
+             INSERT INTO delivery_attempts
+                 (delivery_id, endpoint_id, series, attempt, started_at, duration_ms,
+                  status_code, error, response_body, response_body_lossy, trigger, lease_token)
+             SELECT o.id, d.endpoint_id, o.series, o.attempt, o.started_at, o.duration_ms,
+                    o.status_code, o.error, o.response_body, o.lossy,
+                    -- why this series exists (a series replaced meanwhile keeps it unknown)
+                    CASE WHEN d.series = o.series THEN d.trigger END, o.token
+             FROM o JOIN deliveries d ON d.id = o.id
+             ON CONFLICT (delivery_id, lease_token) WHERE lease_token IS NOT NULL DO NOTHING
+         )
+         SELECT DISTINCT u.endpoint_id, u.ordering_key FROM upd u
+         WHERE u.queue IS NULL AND u.ordering_key IS NOT NULL
+         ORDER BY 1, 2",
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(&states)
+    .bind(&delays)
+    .bind(&series)
+    .bind(&attempts)
+    .bind(&started)
+    .bind(&durations)
+    .bind(&codes)
+    .bind(&errors)
+    .bind(&bodies)
+    .bind(&lossy)
+    .fetch_all(&mut *tx)
+    .await?;
+    release_next(&mut tx, &finished).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Releases the next delivery of each (endpoint, key), in key order (the order every
+/// releaser and the sequencer lock the counters in). A statement of its own, after the one
+/// that finished the heads, so that it sees arrivals numbered meanwhile.
+pub(super) async fn release_next(
+    conn: &mut sqlx::PgConnection,
+    keys: &[(uuid::Uuid, String)],
+) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let (endpoints, keys): (Vec<uuid::Uuid>, Vec<&str>) =
+        keys.iter().map(|(e, k)| (*e, k.as_str())).unzip();
+    sqlx::query(
+        "SELECT callbackd_release_next(k.endpoint_id, k.ordering_key)
+         FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS k(endpoint_id, ordering_key, n)
+         ORDER BY k.n",
+    )
+    .bind(&endpoints)
+    .bind(&keys)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

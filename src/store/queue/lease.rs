@@ -1,0 +1,58 @@
+//! Leases while a worker lives: renewed while a request is on the wire (so a slow partner or
+//! a slow completion never lets another worker send the same callback again), and given back
+//! by a stopping worker whose grace ran out (so another worker sends them at once instead of
+//! after `lease_ms`).
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::super::Result;
+
+/// Extends to `lease_ms` from now the lease of each `(delivery id, lease token)` still held
+/// under that token. Returns how many leases were renewed.
+pub async fn renew_leases(pool: &PgPool, held: &[(Uuid, Uuid)], lease_ms: i64) -> Result<u64> {
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = held.iter().copied().unzip();
+    let done = sqlx::query(
+        "UPDATE deliveries d
+         SET locked_until = now() + make_interval(secs => $3::float8 / 1000)
+         FROM UNNEST($1::uuid[], $2::uuid[]) AS r(id, token)
+         WHERE d.id = r.id AND d.lease_token = r.token AND d.queue = 'running'",
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(lease_ms)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Releases each `(delivery id, lease token)` still held under that token: the delivery is
+/// ready again at once and the attempt counted at claim time is given back (no outcome was
+/// recorded for it). A delivery canceled meanwhile is left to the reaper, which finishes it.
+/// Returns how many deliveries were released.
+pub async fn release_leases(pool: &PgPool, held: &[(Uuid, Uuid)]) -> Result<u64> {
+    if held.is_empty() {
+        return Ok(0);
+    }
+    let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = held.iter().copied().unzip();
+    let done = sqlx::query(
+        "UPDATE deliveries d
+         SET queue = 'ready',
+             next_attempt_at = now(),
+             locked_until = NULL,
+             lease_token = NULL,
+             attempts = greatest(d.attempts - 1, 0),
+             updated_at = now()
+         FROM UNNEST($1::uuid[], $2::uuid[]) AS r(id, token)
+         WHERE d.id = r.id AND d.lease_token = r.token AND d.queue = 'running'
+           AND d.state = 'pending'",
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,159 @@
+//! What operators and partners do to one delivery: replay (dead/canceled → ready) and cancel
+//! (pending → canceled); and the cancel that a configuration change implies.
+
+use sqlx::{PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::super::{Delivery, DeliveryDetail, Result, StoreError, WAKE_CHANNEL};
+use super::complete::release_next;
+use crate::model::Trigger;
+
+/// What a replay does to a delivery: pending and ready again, a new series from attempt 1
+/// (the caller sets `trigger` and, unless it uses [`REPLAY_SET`], `next_attempt_at`). A
+/// replayed delivery of an ordered endpoint keeps its sequence number and is sent at once; a
+/// later delivery of its key that was already sent is then flagged `out_of_order`.
+pub(crate) const REPLAY_SERIES: &str = "state = 'pending', queue = 'ready', series = series + 1,
+    attempts = 0, locked_until = NULL, lease_token = NULL, updated_at = now()";
+
+/// [`REPLAY_SERIES`], due now.
+pub(crate) const REPLAY_SET: &str =
+    const_format::concatcp!(REPLAY_SERIES, ", next_attempt_at = now()");
+
+/// Which pending deliveries a configuration change cancels.
+pub(crate) enum Scope {
+    Partner(Uuid),
+    Endpoint(Uuid),
+}
+
+impl Delivery {
+    /// A dead or canceled delivery goes back to pending with a fresh series of attempts,
+    /// started by `trigger` (who asked). One canceled while its attempt is still on the wire
+    /// is refused until that attempt ends, so two series never run at once.
+    pub async fn replay(pool: &PgPool, id: Uuid, trigger: Trigger) -> Result<DeliveryDetail> {
+        let mut tx = pool.begin().await?;
+        let found: Option<(String, Option<String>)> =
+            sqlx::query_as("SELECT state, queue FROM deliveries WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match found {
+            None => return Err(StoreError::NotFound("delivery")),
+            Some((_, Some(queue))) if queue == "running" => {
+                return Err(StoreError::Conflict(
+                    "its last attempt is still running; replay it once that attempt has ended"
+                        .into(),
+                ));
+            }
+            Some((state, _)) if state == "dead" || state == "canceled" => {}
+            Some((other, _)) => {
+                return Err(StoreError::Conflict(format!(
+                    "only dead or canceled deliveries can be replayed; this one is {other}"
+                )));
+            }
+        }
+        sqlx::query(const_format::concatcp!(
+            "UPDATE deliveries SET ",
+            REPLAY_SET,
+            ", trigger = $2 WHERE id = $1"
+        ))
+        .bind(id)
+        .bind(trigger.as_str())
+        .execute(&mut *tx)
+        .await?;
+        wake(&mut tx).await?;
+        tx.commit().await?;
+        Self::get(pool, id).await
+    }
+
+    /// A pending delivery is never sent again. One in flight finishes its request, but its
+    /// outcome no longer changes the state.
+    pub async fn cancel(pool: &PgPool, id: Uuid) -> Result<DeliveryDetail> {
+        Self::cancel_because(pool, id, "canceled by operator").await
+    }
+
+    /// [`Delivery::cancel`] with the `last_error` to record (who canceled it). A delivery
+    /// whose request is on the wire stays `running` until that request ends, so the next
+    /// delivery of its proposal is not sent before it; one that was ready (possibly the head
+    /// of its proposal) releases the next one now.
+    pub async fn cancel_because(pool: &PgPool, id: Uuid, reason: &str) -> Result<DeliveryDetail> {
+        let mut tx = pool.begin().await?;
+        let updated: Option<(String, Option<String>, Uuid, Option<String>)> = sqlx::query_as(
+            "WITH target AS (
+                 SELECT id, state, queue FROM deliveries WHERE id = $1 FOR UPDATE
+             )
+             UPDATE deliveries d SET
+                 state = CASE WHEN t.state = 'pending' THEN 'canceled' ELSE d.state END,
+                 queue = CASE WHEN t.queue = 'running' THEN 'running' END,
+                 last_error = CASE WHEN t.state = 'pending' THEN $2 ELSE d.last_error END,
+                 updated_at = CASE WHEN t.state = 'pending' THEN now() ELSE d.updated_at END
+             FROM target t WHERE d.id = t.id
+             RETURNING t.state, t.queue, d.endpoint_id, d.ordering_key",
+        )
+        .bind(id)
+        .bind(reason)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match updated {
+            None => Err(StoreError::NotFound("delivery")),
+            Some((state, queue, endpoint, key)) if state == "pending" => {
+                if let (Some("ready"), Some(key)) = (queue.as_deref(), key) {
+                    release_next(&mut tx, &[(endpoint, key)]).await?;
+                }
+                tx.commit().await?;
+                Self::get(pool, id).await
+            }
+            Some((other, ..)) => Err(StoreError::Conflict(format!(
+                "only pending deliveries can be canceled; this one is {other}"
+            ))),
+        }
+    }
+}
+
+/// Cancels every pending delivery of a partner or an endpoint that is being deleted. Every
+/// delivery of those endpoints is canceled, so no successor is left to release; one whose
+/// request is on the wire stays `running` (with its lease) until that request ends.
+pub(crate) async fn cancel_pending(
+    tx: &mut Transaction<'static, Postgres>,
+    scope: Scope,
+    reason: &str,
+) -> Result<u64> {
+    let (partner, endpoint) = match scope {
+        Scope::Partner(id) => (Some(id), None),
+        Scope::Endpoint(id) => (None, Some(id)),
+    };
+    let done = sqlx::query(
+        "UPDATE deliveries SET state = 'canceled', last_error = $3,
+             queue = CASE WHEN queue = 'running' THEN 'running' END, updated_at = now()
+         WHERE state = 'pending'
+           AND ($1::uuid IS NULL OR partner_id = $1)
+           AND ($2::uuid IS NULL OR endpoint_id = $2)",
+    )
+    .bind(partner)
+    .bind(endpoint)
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The endpoint no longer orders per proposal: its deliveries that arrive or wait for a
+/// predecessor are ready now.
+pub(crate) async fn unorder(conn: &mut sqlx::PgConnection, endpoint_id: Uuid) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET queue = 'ready', updated_at = now()
+         WHERE endpoint_id = $1 AND queue IN ('arriving', 'waiting')",
+    )
+    .bind(endpoint_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Wakes the workers when `tx` commits.
+pub(crate) async fn wake(tx: &mut Transaction<'static, Postgres>) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(WAKE_CHANNEL)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
