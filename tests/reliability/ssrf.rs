@@ -72,9 +72,18 @@ async fn every_address_form_of_a_private_target_is_refused_at_registration() {
         ("http://0xa9fea9fe/cb", "169.254.169.254 (link-local"),
         ("http://0/cb", "0.0.0.0 (unspecified)"),
         ("http://[::]/cb", ":: (unspecified)"),
-        ("http://[::ffff:7f00:1]/cb", "IPv4-mapped form of 127.0.0.1, loopback"),
-        ("http://[::10.0.0.1]/cb", "IPv4-compatible form of 10.0.0.1, private"),
-        ("http://[2002:7f00:1::1]/cb", "6to4 form of 127.0.0.1, loopback"),
+        (
+            "http://[::ffff:7f00:1]/cb",
+            "IPv4-mapped form of 127.0.0.1, loopback",
+        ),
+        (
+            "http://[::10.0.0.1]/cb",
+            "IPv4-compatible form of 10.0.0.1, private",
+        ),
+        (
+            "http://[2002:7f00:1::1]/cb",
+            "6to4 form of 127.0.0.1, loopback",
+        ),
         (
             "http://[2002:a9fe:a9fe::1]/latest/meta-data/",
             "6to4 form of 169.254.169.254, link-local",
@@ -87,7 +96,10 @@ async fn every_address_form_of_a_private_target_is_refused_at_registration() {
             "http://[2001:0:808:808::80ff:fffe]/cb",
             "Teredo client form of 127.0.0.1, loopback",
         ),
-        ("http://[64:ff9b::c0a8:1]/cb", "NAT64 form of 192.168.0.1, private"),
+        (
+            "http://[64:ff9b::c0a8:1]/cb",
+            "NAT64 form of 192.168.0.1, private",
+        ),
         ("http://[64:ff9b:1::808:808]/cb", "local-use NAT64"),
         ("http://[fec0::1]/cb", "site-local"),
         ("http://[ff02::1]/cb", "multicast"),
@@ -110,7 +122,10 @@ async fn every_address_form_of_a_private_target_is_refused_at_registration() {
         assert_eq!(v["error"]["field"], "url", "{url}: {v}");
         let message = v["error"]["message"].as_str().unwrap();
         assert!(message.contains(named), "{url}: {message}");
-        assert!(message.ends_with("callbacks go to public addresses only"), "{message}");
+        assert!(
+            message.ends_with("callbacks go to public addresses only"),
+            "{message}"
+        );
     }
     // The OAuth2 token URL is called by callbackd too.
     let r = app
