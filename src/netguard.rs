@@ -2,66 +2,18 @@
 //! private ones (`CALLBACKD_ALLOW_PRIVATE_TARGETS`). Checked at registration and again at
 //! send time, through the HTTP client's resolver, because DNS may change in between.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+mod ranges;
 
-/// Whether `ip` is an address a callback must not reach: loopback, private, link-local
-/// (cloud metadata lives there), CGNAT, unspecified, multicast, broadcast, documentation,
-/// benchmarking, or an IPv6 form of any of these.
-pub fn is_forbidden(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_forbidden_v4(v4),
-        IpAddr::V6(v6) => is_forbidden_v6(v6),
-    }
-}
+use std::net::{IpAddr, SocketAddr};
 
-fn is_forbidden_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0
-        || (a == 100 && (64..=127).contains(&b)) // CGNAT 100.64.0.0/10
-        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments 192.0.0.0/24
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking 198.18.0.0/15
-        || a >= 240 // reserved
-}
-
-fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_forbidden_v4(v4);
-    }
-    let seg = ip.segments();
-    // NAT64 (64:ff9b::/96) embeds an IPv4 address: judge that one.
-    if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
-        let embedded = Ipv4Addr::new(
-            (seg[6] >> 8) as u8,
-            seg[6] as u8,
-            (seg[7] >> 8) as u8,
-            seg[7] as u8,
-        );
-        return is_forbidden_v4(embedded);
-    }
-    ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-        || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
-        || (seg[0] & 0xffc0) == 0xfec0 // site-local (deprecated) fec0::/10
-        || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
-        || seg[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible ::a.b.c.d
-}
+pub use ranges::{Embedding, Range, Refusal, is_forbidden, refusal};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{host} resolves to {ip}, a loopback/private/link-local address; callbacks go to public addresses only"
-)]
+#[error("{host} resolves to {ip} ({reason}); callbacks go to public addresses only")]
 pub struct ForbiddenTarget {
     pub host: String,
     pub ip: IpAddr,
+    pub reason: Refusal,
 }
 
 /// Registration-time check. A host that does not resolve is accepted (it fails at send
@@ -86,10 +38,14 @@ fn first_forbidden(
     host: &str,
     addrs: impl IntoIterator<Item = IpAddr>,
 ) -> Result<(), ForbiddenTarget> {
-    match addrs.into_iter().find(|ip| is_forbidden(*ip)) {
-        Some(ip) => Err(ForbiddenTarget {
+    match addrs
+        .into_iter()
+        .find_map(|ip| refusal(ip).map(|reason| (ip, reason)))
+    {
+        Some((ip, reason)) => Err(ForbiddenTarget {
             host: host.to_string(),
             ip,
+            reason,
         }),
         None => Ok(()),
     }
@@ -126,35 +82,71 @@ impl reqwest::dns::Resolve for GuardedResolver {
 mod tests {
     use super::*;
 
+    /// The url crate parses hosts as WHATWG does (as browsers and curl do): every numeric
+    /// IPv4 spelling becomes the dotted address, so the literal check sees 127.0.0.1.
     #[test]
-    fn forbidden_ranges() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "255.255.255.255",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254",
-            "64:ff9b::a9fe:a9fe",
-            "::",
+    fn every_ipv4_literal_spelling_is_normalized_and_refused() {
+        for raw in [
+            "http://2130706433/",
+            "http://0177.0.0.1/",
+            "http://0x7f.1/",
+            "http://127.1/",
+            "http://0x7f000001/",
+            "http://017700000001/",
+            "http://0x7F.0.0.0x1/",
+            "http://127.0.0.1./",
+            "http://0/",
+            "http://[::ffff:7f00:1]/",
+            "http://[::127.0.0.1]/",
+            "http://[2002:7f00:1::1]/",
+            "http://[2001:0:808:808::80ff:fffe]/",
+            "http://[64:ff9b::7f00:1]/",
+            "http://[64:ff9b:1::808:808]/",
+            "http://[::]/",
         ] {
-            assert!(is_forbidden(ip.parse().unwrap()), "{ip} must be forbidden");
+            let url = url::Url::parse(raw).unwrap();
+            assert!(
+                matches!(url.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))),
+                "{raw} parsed as {:?}",
+                url.host()
+            );
+            let err = check_literal(&url).expect_err(raw);
+            assert!(is_forbidden(err.ip), "{raw}");
         }
-        for ip in [
-            "8.8.8.8",
-            "200.160.2.3",
-            "2001:4860:4860::8888",
-            "100.128.0.1",
-        ] {
-            assert!(!is_forbidden(ip.parse().unwrap()), "{ip} is public");
-        }
+        let url = url::Url::parse("http://2130706433/").unwrap();
+        assert_eq!(url.host_str(), Some("127.0.0.1"));
+        let public = url::Url::parse("http://134744072/").unwrap();
+        assert_eq!(public.host_str(), Some("8.8.8.8"));
+        assert!(check_literal(&public).is_ok());
+    }
+
+    /// One refused address among a name's answers refuses the name: the connector may try
+    /// any of them.
+    #[test]
+    fn one_forbidden_answer_refuses_the_name() {
+        let ips = ["8.8.8.8", "2002:a00:1::1"].map(|s| s.parse::<IpAddr>().unwrap());
+        let err = first_forbidden("partner.example", ips).unwrap_err();
+        assert_eq!(err.ip, ips[1]);
+        assert_eq!(
+            err.to_string(),
+            "partner.example resolves to 2002:a00:1::1 (6to4 form of 10.0.0.1, private); \
+             callbacks go to public addresses only"
+        );
+        assert!(first_forbidden("partner.example", [ips[0]]).is_ok());
+    }
+
+    /// The connect-time guard: the resolver the HTTP client uses refuses `localhost`, with
+    /// a typed error the sender recognises.
+    #[tokio::test]
+    async fn the_resolver_refuses_a_name_resolving_to_loopback() {
+        use reqwest::dns::Resolve;
+        let err = match GuardedResolver.resolve("localhost".parse().unwrap()).await {
+            Ok(addrs) => panic!("resolved to {:?}", addrs.collect::<Vec<_>>()),
+            Err(e) => e,
+        };
+        let forbidden = err.downcast_ref::<ForbiddenTarget>().expect("typed error");
+        assert_eq!(forbidden.host, "localhost");
+        assert_eq!(forbidden.reason, Refusal::Range(Range::Loopback));
     }
 
     #[tokio::test]

@@ -242,14 +242,16 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
         );
     }
     let mut chain = Vec::new();
+    let mut forbidden = false;
     let mut source = e.source();
     while let Some(s) = source {
+        forbidden |= s.is::<netguard::ForbiddenTarget>();
         chain.push(s.to_string());
         source = s.source();
     }
     let detail = chain.last().cloned().unwrap_or_else(|| e.to_string());
     let all = chain.join(": ").to_lowercase();
-    let kind = if all.contains("loopback/private/link-local") {
+    let kind = if forbidden {
         "forbidden target"
     } else if all.contains("dns error")
         || all.contains("failed to lookup")

@@ -54,6 +54,131 @@ async fn private_targets_are_refused_at_registration() {
     assert_eq!(app.row_counts().await[1], ("endpoints".to_string(), 0));
 }
 
+/// Every spelling of a private address, and every IPv6 form that carries one, is a 422 on
+/// `url` (or `auth.token_url`) that names the form, at creation and on a PATCH, and writes
+/// nothing. The same forms around a public IPv4 are accepted, so the rule is the address,
+/// not the spelling.
+#[tokio::test]
+async fn every_address_form_of_a_private_target_is_refused_at_registration() {
+    let app = spawn_app_with(|s| s.allow_private_targets = false).await;
+    let partner = app.create_partner("Acme").await;
+    let path = format!("/v1/partners/{partner}/endpoints");
+    // (URL, what the error must name)
+    let refused = [
+        ("http://2130706433/cb", "127.0.0.1 (loopback)"),
+        ("http://0177.0.0.1/cb", "127.0.0.1 (loopback)"),
+        ("http://0x7f.1/cb", "127.0.0.1 (loopback)"),
+        ("http://127.1/cb", "127.0.0.1 (loopback)"),
+        ("http://0xa9fea9fe/cb", "169.254.169.254 (link-local"),
+        ("http://0/cb", "0.0.0.0 (unspecified)"),
+        ("http://[::]/cb", ":: (unspecified)"),
+        (
+            "http://[::ffff:7f00:1]/cb",
+            "IPv4-mapped form of 127.0.0.1, loopback",
+        ),
+        (
+            "http://[::10.0.0.1]/cb",
+            "IPv4-compatible form of 10.0.0.1, private",
+        ),
+        (
+            "http://[2002:7f00:1::1]/cb",
+            "6to4 form of 127.0.0.1, loopback",
+        ),
+        (
+            "http://[2002:a9fe:a9fe::1]/latest/meta-data/",
+            "6to4 form of 169.254.169.254, link-local",
+        ),
+        (
+            "http://[2001:0:a00:1::f7f7:f7f7]/cb",
+            "Teredo server form of 10.0.0.1, private",
+        ),
+        (
+            "http://[2001:0:808:808::80ff:fffe]/cb",
+            "Teredo client form of 127.0.0.1, loopback",
+        ),
+        (
+            "http://[64:ff9b::c0a8:1]/cb",
+            "NAT64 form of 192.168.0.1, private",
+        ),
+        ("http://[64:ff9b:1::808:808]/cb", "local-use NAT64"),
+        ("http://[fec0::1]/cb", "site-local"),
+        ("http://[ff02::1]/cb", "multicast"),
+        ("http://[100::1]/cb", "discard-only"),
+        ("http://[2001:db8::1]/cb", "documentation"),
+        ("http://198.18.0.1/cb", "benchmarking"),
+        ("http://192.0.0.170/cb", "IETF protocol"),
+        ("http://240.0.0.1/cb", "reserved"),
+        ("http://255.255.255.255/cb", "broadcast"),
+    ];
+    for (url, named) in refused {
+        let r = app
+            .post(
+                &path,
+                &json!({"environment": "production", "url": url, "method": "POST"}),
+            )
+            .await;
+        assert_eq!(r.status(), 422, "{url}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["field"], "url", "{url}: {v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(message.contains(named), "{url}: {message}");
+        assert!(
+            message.ends_with("callbacks go to public addresses only"),
+            "{message}"
+        );
+    }
+    // The OAuth2 token URL is called by callbackd too.
+    let r = app
+        .post(
+            &path,
+            &json!({"environment": "production", "url": "https://8.8.8.8/cb", "method": "POST",
+                    "auth": {"type": "oauth2", "token_url": "http://[2002:7f00:1::1]/token",
+                             "client_id": "c", "client_secret": "s"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["field"], "auth.token_url", "{v}");
+    assert_eq!(app.row_counts().await[1], ("endpoints".to_string(), 0));
+
+    // The same forms around a public address (8.8.8.8) are accepted.
+    let mut created = Vec::new();
+    for url in [
+        "http://134744072/cb",
+        "http://[::ffff:808:808]/cb",
+        "http://[2002:808:808::1]/cb",
+        "http://[2001:0:808:808::f7f7:f7f7]/cb",
+        "http://[64:ff9b::808:808]/cb",
+        "http://[2001:4860:4860::8888]/cb",
+    ] {
+        let e = app
+            .create_endpoint(
+                partner,
+                json!({"environment": "production", "url": url, "method": "POST"}),
+            )
+            .await;
+        created.push(e);
+    }
+    assert_eq!(created[0]["url"], "http://8.8.8.8/cb");
+
+    // A PATCH to a refused form is refused too, and leaves the endpoint as it was.
+    let id = created[0]["id"].as_str().unwrap();
+    for (url, _) in refused {
+        let r = app
+            .patch(&format!("/v1/endpoints/{id}"), &json!({"url": url}))
+            .await;
+        assert_eq!(r.status(), 422, "{url}");
+    }
+    let after: serde_json::Value = app
+        .get(&format!("/v1/endpoints/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["url"], "http://8.8.8.8/cb");
+    assert_eq!(app.row_counts().await[1], ("endpoints".to_string(), 6));
+}
+
 /// An endpoint registered while private targets were allowed (or whose name resolved to a
 /// public address then) is refused by a worker that does not allow them: the check happens
 /// again at send time, on the addresses the connection would use.
@@ -65,11 +190,22 @@ async fn private_targets_are_refused_again_at_send_time() {
     let rx = Receiver::start().await;
     let port = rx.base.rsplit(':').next().unwrap().to_string();
     let partner = api.create_partner("Acme").await;
-    // An IP literal, and a name (localhost) that resolves to loopback.
-    for url in [
+    // An IP literal, a name (localhost) that resolves to loopback, and other spellings of
+    // the receiver's address: numeric IPv4 forms (the mapped one would reach it through a
+    // dual-stack socket), and IPv6 forms carrying 127.0.0.1.
+    let urls = [
         format!("{}/cb", rx.base),
         format!("http://localhost:{port}/cb"),
-    ] {
+        format!("http://2130706433:{port}/cb"),
+        format!("http://0x7f.1:{port}/cb"),
+        format!("http://[::ffff:127.0.0.1]:{port}/cb"),
+        format!("http://[::127.0.0.1]:{port}/cb"),
+        format!("http://[2002:7f00:1::1]:{port}/cb"),
+        format!("http://[2001:0:808:808::80ff:fffe]:{port}/cb"),
+        format!("http://[64:ff9b::7f00:1]:{port}/cb"),
+        format!("http://[64:ff9b:1::7f00:1]:{port}/cb"),
+    ];
+    for url in &urls {
         api.create_endpoint(
             partner,
             json!({"environment": "production", "url": url, "method": "POST",
@@ -83,7 +219,7 @@ async fn private_targets_are_refused_again_at_send_time() {
                         "proposal": "7d1e4c5a-2b3f-4a6e-9c8d-1e2f3a4b5c6d", "status": 3}))
         .await;
     let deliveries = n["deliveries"].as_array().unwrap();
-    assert_eq!(deliveries.len(), 2);
+    assert_eq!(deliveries.len(), urls.len());
     for d in deliveries {
         let d = api
             .wait_for_state(d["id"].as_str().unwrap(), "dead", Duration::from_secs(20))
