@@ -278,7 +278,9 @@ pub struct Session {
 pub fn token_deadline(start: tokio::time::Instant, timeout: Duration) -> tokio::time::Instant {
     let margin = (timeout / 10).min(Duration::from_millis(250));
     // Endpoint timeouts are at most minutes; the day bound only keeps the sum representable.
-    let budget = timeout.min(Duration::from_secs(86_400)).saturating_sub(margin);
+    let budget = timeout
+        .min(Duration::from_secs(86_400))
+        .saturating_sub(margin);
     start.checked_add(budget).unwrap_or(start)
 }
 

@@ -126,8 +126,19 @@ mod tests {
             "more milliseconds than a u64 holds"
         );
         for garbage in [
-            "", " ", "-5", "+5", "1.5", "1e9", "0x10", "NaN", "inf", "\u{0}", "12 34",
-            "Wed, 25 Nov 10000 20:00:00 GMT", "Wed, 32 Nov 2026 20:00:00 GMT",
+            "",
+            " ",
+            "-5",
+            "+5",
+            "1.5",
+            "1e9",
+            "0x10",
+            "NaN",
+            "inf",
+            "\u{0}",
+            "12 34",
+            "Wed, 25 Nov 10000 20:00:00 GMT",
+            "Wed, 32 Nov 2026 20:00:00 GMT",
             "\u{663}\u{664}", // Arabic-Indic digits are not ASCII digits
         ] {
             assert_eq!(parse_retry_after(garbage, now), None, "{garbage:?}");

@@ -244,6 +244,9 @@ async fn retry_after_out_of_range_is_clamped_to_the_retry_cap() {
         assert_eq!(d["attempts"], 2);
         let got = rx.requests();
         let gap = got[1].at.duration_since(got[0].at);
-        assert!(gap >= Duration::from_millis(CAP_MS as u64 - 10), "{value}: {gap:?}");
+        assert!(
+            gap >= Duration::from_millis(CAP_MS as u64 - 10),
+            "{value}: {gap:?}"
+        );
     }
 }

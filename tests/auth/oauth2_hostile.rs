@@ -33,8 +33,10 @@ enum Answer {
 
 fn json_body(expires_in: &str) -> Answer {
     Answer::Body(
-        format!(r#"{{"access_token": "tok-ok", "token_type": "Bearer", "expires_in": {expires_in}}}"#)
-            .into_bytes(),
+        format!(
+            r#"{{"access_token": "tok-ok", "token_type": "Bearer", "expires_in": {expires_in}}}"#
+        )
+        .into_bytes(),
     )
 }
 
@@ -168,7 +170,11 @@ async fn token_lifetimes_no_machine_type_holds_are_clamped_and_the_token_works()
                 let d = app.wait_for_state(&id, "delivered", WAIT).await;
                 assert_eq!(only_attempt(&d)["status_code"], 200, "{expires_in}: {d:#}");
             }
-            assert_eq!(server.requests(), want, "token requests, expires_in {expires_in}");
+            assert_eq!(
+                server.requests(),
+                want,
+                "token requests, expires_in {expires_in}"
+            );
             let cb = rx.seen_on(&format!("/cb/{i}"));
             assert_eq!(cb.len(), 2, "{expires_in}");
             assert!(cb.iter().all(|(_, s)| *s == 200), "{expires_in}");
@@ -181,7 +187,10 @@ async fn token_lifetimes_no_machine_type_holds_are_clamped_and_the_token_works()
 async fn hostile_token_answers_end_in_one_failed_auth_attempt_and_the_worker_goes_on() {
     let app = spawn_app().await; // endpoint timeout 2000 ms
     let rx = receiver().await;
-    let huge_json = format!(r#"{{"access_token": "tok-ok", "pad": "{}"}}"#, "a".repeat(TEN_MB));
+    let huge_json = format!(
+        r#"{{"access_token": "tok-ok", "pad": "{}"}}"#,
+        "a".repeat(TEN_MB)
+    );
     let cases: Vec<(&str, Answer, &str)> = vec![
         (
             "10 MB with Content-Length",
@@ -240,7 +249,10 @@ async fn hostile_token_answers_end_in_one_failed_auth_attempt_and_the_worker_goe
         let error = attempt["error"].as_str().unwrap();
         assert!(error.starts_with(want), "{what}: {error}");
         assert_eq!(attempt["error_kind"], "auth", "{what}: {d:#}");
-        assert!(attempt["status_code"].is_null(), "{what}: no callback: {d:#}");
+        assert!(
+            attempt["status_code"].is_null(),
+            "{what}: no callback: {d:#}"
+        );
         assert!(!d.to_string().contains("oauth-secret"), "{what}");
         assert_eq!(server.requests(), 1, "{what}");
     }

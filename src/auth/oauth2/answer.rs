@@ -139,7 +139,10 @@ mod tests {
         ] {
             assert_eq!(lifetime_of(expires_in), want, "expires_in {expires_in}");
         }
-        assert_eq!(granted(r#"{"access_token": "t"}"#).unwrap().lifetime, DEFAULT_LIFETIME);
+        assert_eq!(
+            granted(r#"{"access_token": "t"}"#).unwrap().lifetime,
+            DEFAULT_LIFETIME
+        );
     }
 
     #[test]
@@ -147,7 +150,10 @@ mod tests {
         let ok = reqwest::StatusCode::OK;
         let no_json = |body: &[u8]| read(ok, body, str::to_string).unwrap_err();
         assert_eq!(no_json(b""), "answered 200 without a JSON object");
-        assert_eq!(no_json(b"\0\xff\xfe{"), "answered 200 without a JSON object");
+        assert_eq!(
+            no_json(b"\0\xff\xfe{"),
+            "answered 200 without a JSON object"
+        );
         assert_eq!(no_json(b"[1, 2]"), "answered 200 without a JSON object");
         assert_eq!(
             no_json(b"{\"access_token\": \"t\xff\"}"),
@@ -169,7 +175,9 @@ mod tests {
         );
         // A token with a NUL is granted here; it is refused when it goes into a header.
         assert_eq!(
-            granted(r#"{"access_token": "a\u0000b"}"#).unwrap().access_token,
+            granted(r#"{"access_token": "a\u0000b"}"#)
+                .unwrap()
+                .access_token,
             "a\0b"
         );
     }
@@ -183,7 +191,11 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(m, "answered 401: invalid_client (bad secret <redacted>)");
-        let m = read(reqwest::StatusCode::BAD_GATEWAY, b"\0<html>", str::to_string);
+        let m = read(
+            reqwest::StatusCode::BAD_GATEWAY,
+            b"\0<html>",
+            str::to_string,
+        );
         assert_eq!(m.unwrap_err(), "answered 502");
     }
 }
