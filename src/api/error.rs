@@ -208,8 +208,10 @@ mod tests {
 
     #[tokio::test]
     async fn other_database_errors_stay_internal_and_say_nothing_of_their_cause() {
-        let (status, retry_after, body) =
-            answer(ApiError::from(sqlx::Error::Protocol("secret detail".into()))).await;
+        let (status, retry_after, body) = answer(ApiError::from(sqlx::Error::Protocol(
+            "secret detail".into(),
+        )))
+        .await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(retry_after, None);
         assert_eq!(
