@@ -133,7 +133,7 @@ async fn run(program: &str, args: &[&str]) -> Result<(), String> {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

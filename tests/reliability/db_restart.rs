@@ -61,6 +61,7 @@ async fn register_partner(api: &mut Api, rx: &Receiver) {
     assert_eq!(endpoint.status, 201, "{}", endpoint.body);
 }
 
+/// Every process still runs, and none of its tasks panicked.
 fn assert_alive(procs: &mut [&mut Proc], when: &str) {
     for p in procs {
         if let Some(status) = p.child.try_wait().unwrap() {
@@ -69,6 +70,11 @@ fn assert_alive(procs: &mut [&mut Proc], when: &str) {
                 p.output()
             );
         }
+        assert!(
+            !p.output().contains("panicked"),
+            "a task panicked {when}:\n{}",
+            p.output()
+        );
     }
 }
 
@@ -183,4 +189,65 @@ async fn a_database_restart_keeps_every_process_up_loses_nothing_and_resumes_at_
         after.per_s,
         before.per_s
     );
+}
+
+/// What PostgreSQL really answers, sorted by `store::is_transient`: what a restart raises
+/// is worth retrying; an error about the statement or its data is not.
+#[tokio::test]
+async fn real_server_errors_are_transient_only_when_trying_again_can_help() {
+    use callbackd::store::is_transient;
+    use sqlx::Connection;
+
+    let db = crate::helpers::TestDb::create().await;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    // What every backend gets at `stop`: 57P01 admin_shutdown (here our own, and only it).
+    let e = sqlx::query("SELECT pg_terminate_backend(pg_backend_pid())")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    let code = e.as_database_error().and_then(|d| d.code());
+    assert_eq!(code.as_deref(), Some("57P01"), "{e:?}");
+    assert!(is_transient(&e), "{e:?}");
+    // And the connection after it: gone.
+    let e = sqlx::query("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(is_transient(&e), "{e:?}");
+
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::raw_sql("CREATE TEMP TABLE t (k int PRIMARY KEY); INSERT INTO t VALUES (1)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for sql in [
+        "SELECT 1/0",                  // 22012 division_by_zero
+        "SELECT 'x'::int",             // 22P02 invalid_text_representation
+        "INSERT INTO t VALUES (1)",    // 23505 unique_violation
+        "INSERT INTO t VALUES (NULL)", // 23502 not_null_violation
+        "SELECT * FROM nowhere",       // 42P01 undefined_table
+        "SELEC 1",                     // 42601 syntax_error
+    ] {
+        let e = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
+        assert!(!is_transient(&e), "{sql}: {e:?}");
+    }
+    let e = sqlx::query("SELECT $1::text")
+        .bind("a\0b") // 22021: a NUL in text
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(!is_transient(&e), "{e:?}");
+
+    // Nothing listens: the pool gives up after its acquire timeout.
+    let nowhere = format!(
+        "postgres://postgres@127.0.0.1:{}/x",
+        crate::cluster::free_port()
+    );
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(300))
+        .connect_lazy(&nowhere)
+        .unwrap();
+    let e = sqlx::query("SELECT 1").execute(&pool).await.unwrap_err();
+    assert!(matches!(e, sqlx::Error::PoolTimedOut), "{e:?}");
+    assert!(is_transient(&e));
 }
