@@ -25,7 +25,9 @@ pub enum StartupError {
         "CALLBACKD_SECRET_KEY is not the key this database's partner credentials were encrypted with: start with the original key, or set DATABASE_URL to another database"
     )]
     WrongSecretKey,
-    #[error("setting `{key}` is invalid ({problem}): fix {variable} or `{key}` in the --config file")]
+    #[error(
+        "setting `{key}` is invalid ({problem}): fix {variable} or `{key}` in the --config file"
+    )]
     Setting {
         key: String,
         variable: String,
@@ -37,7 +39,9 @@ pub enum StartupError {
         "cannot listen on {address}: the port is already in use: stop the process that holds it, or set CALLBACKD_LISTEN to a free address"
     )]
     PortInUse { address: std::net::SocketAddr },
-    #[error("cannot listen on {address} ({reason}): set CALLBACKD_LISTEN to an address this user may bind")]
+    #[error(
+        "cannot listen on {address} ({reason}): set CALLBACKD_LISTEN to an address this user may bind"
+    )]
     Listen {
         address: std::net::SocketAddr,
         reason: String,
@@ -129,7 +133,10 @@ fn keyed(error: &config::ConfigError) -> Option<(String, String)> {
             expected,
             key: Some(key),
             ..
-        } => Some((key.clone(), format!("got {unexpected}, expected {expected}"))),
+        } => Some((
+            key.clone(),
+            format!("got {unexpected}, expected {expected}"),
+        )),
         config::ConfigError::At {
             error,
             key: Some(key),
