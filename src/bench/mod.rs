@@ -17,12 +17,15 @@ use crate::crypto::SecretBox;
 use crate::model::{Environment, Method, Ordering};
 use crate::store::{Endpoint, EndpointRecord, Partner};
 use process::Usage;
+use scenarios::Burst;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
     Burst,
     Steady,
     SlowPartner,
+    OneEndpoint,
+    DisabledBacklog,
     Backlog,
     All,
 }
@@ -31,7 +34,7 @@ pub enum Scenario {
 pub struct BenchArgs {
     #[arg(value_enum)]
     scenario: Scenario,
-    /// Deliveries for burst and slow-partner.
+    /// Deliveries for burst, slow-partner, one-endpoint, and the disabled backlog.
     #[arg(long, default_value_t = 100_000)]
     deliveries: u64,
     /// Pending rows for backlog.
@@ -71,27 +74,32 @@ pub struct Report {
 const KEY: &str = "YmVuY2htYXJrLWtleS0wMTIzNDU2Nzg5MDEyMzQ1Njc="; // 32 bytes, bench only
 
 pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
-    let scenarios: &[Scenario] = match args.scenario {
-        Scenario::All => &[
+    let scenarios: Vec<Scenario> = match args.scenario {
+        Scenario::All => vec![
             Scenario::Burst,
             Scenario::Steady,
             Scenario::SlowPartner,
+            Scenario::OneEndpoint,
+            Scenario::DisabledBacklog,
             Scenario::Backlog,
         ],
-        one => std::slice::from_ref(match one {
-            Scenario::Burst => &Scenario::Burst,
-            Scenario::Steady => &Scenario::Steady,
-            Scenario::SlowPartner => &Scenario::SlowPartner,
-            _ => &Scenario::Backlog,
-        }),
+        one => vec![one],
     };
     let mut reports = Vec::new();
     for s in scenarios {
         let report = match s {
-            Scenario::Burst => scenarios::burst(&settings, &args, false).await?,
-            Scenario::SlowPartner => scenarios::burst(&settings, &args, true).await?,
+            Scenario::Burst => scenarios::burst(&settings, &args, Burst::Spread).await?,
+            Scenario::SlowPartner => {
+                scenarios::burst(&settings, &args, Burst::SlowPartner).await?
+            }
+            Scenario::OneEndpoint => {
+                scenarios::burst(&settings, &args, Burst::OneEndpoint).await?
+            }
+            Scenario::DisabledBacklog => {
+                scenarios::burst(&settings, &args, Burst::DisabledBacklog).await?
+            }
             Scenario::Steady => scenarios::steady(&settings, &args).await?,
-            _ => scenarios::backlog(&settings, &args).await?,
+            Scenario::Backlog | Scenario::All => scenarios::backlog(&settings, &args).await?,
         };
         println!("{}", serde_json::to_string(&report)?);
         reports.push(report);

@@ -1,5 +1,7 @@
-//! The four scenarios: a burst drained by a fresh worker (with or without a slow partner),
-//! a steady offered rate, and a large backlog.
+//! The scenarios: a burst drained by a fresh worker (spread over many partners, with a slow
+//! partner, all to one partner, or beside a disabled partner's backlog), a steady offered
+//! rate, and a large backlog. No scenario runs ANALYZE or VACUUM: the worker meets the
+//! database as a fresh deployment (or this machine, with autovacuum off) has it.
 
 use std::sync::atomic::Ordering as AtomicOrdering;
 use std::time::{Duration, Instant};
@@ -13,22 +15,56 @@ use super::{
 };
 use crate::config::Settings;
 
+/// The shapes of a burst drained by a fresh worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Burst {
+    /// `--deliveries` spread over `--endpoints` partners.
+    Spread,
+    /// The same, with one partner that hangs and one that fails.
+    SlowPartner,
+    /// `--deliveries` to a single (ordered, unless `--unordered`) endpoint: a nightly batch
+    /// to one big partner, or one partner's backlog after its outage.
+    OneEndpoint,
+    /// The spread burst, beside `--deliveries` pending on a disabled endpoint.
+    DisabledBacklog,
+}
+
 pub(super) async fn burst(
     settings: &Settings,
     args: &BenchArgs,
-    slow: bool,
+    shape: Burst,
 ) -> anyhow::Result<Report> {
-    let mut paths = vec!["ok"; args.endpoints];
-    if slow {
-        paths[0] = "hang";
-        paths[1] = "fail";
+    let endpoints = if shape == Burst::OneEndpoint {
+        1
+    } else {
+        args.endpoints
+    };
+    let mut paths = vec!["ok"; endpoints];
+    match shape {
+        Burst::SlowPartner => {
+            paths[0] = "hang";
+            paths[1] = "fail";
+        }
+        Burst::DisabledBacklog => paths.push("off"),
+        _ => {}
     }
     let (url, pool, partners, counts) = setup(settings, args, &paths).await?;
-    let per = args.deliveries / args.endpoints as u64;
-    enqueue_bulk(&pool, &partners, per).await?;
-    // Fresh statistics, as autovacuum would have them within its first minute: without them
-    // the planner costs the ordering probe for an empty table.
-    sqlx::query("ANALYZE deliveries").execute(&pool).await?;
+    let per = args.deliveries / endpoints as u64;
+    if shape == Burst::DisabledBacklog {
+        let (off, on) = partners.split_last().expect("the disabled partner is last");
+        enqueue_bulk(&pool, std::slice::from_ref(off), args.deliveries).await?;
+        // The backlog built up while its partner was down; the workers numbered it then.
+        sqlx::query("SELECT callbackd_sequence_arrivals(2147483647)")
+            .execute(&pool)
+            .await?;
+        sqlx::query("UPDATE endpoints SET enabled = false WHERE partner_id = $1")
+            .bind(off)
+            .execute(&pool)
+            .await?;
+        enqueue_bulk(&pool, on, per).await?;
+    } else {
+        enqueue_bulk(&pool, &partners, per).await?;
+    }
     let healthy = (per as usize * paths.iter().filter(|p| **p == "ok").count()) as i64;
 
     let before = commits(&pool).await?;
@@ -41,15 +77,25 @@ pub(super) async fn burst(
     worker.stop().await?;
     let after = commits(&pool).await?;
     let (n, l) = latencies(&pool, "%/ok/%").await?;
-    let note = slow.then(|| {
-        format!(
+    let note = match shape {
+        Burst::SlowPartner => Some(format!(
             "healthy endpoints only; the hanging one got {} requests, the failing one {}",
             counts.hang.load(AtomicOrdering::Relaxed),
             counts.fail.load(AtomicOrdering::Relaxed)
-        )
-    });
+        )),
+        Burst::DisabledBacklog => Some(format!(
+            "{} pending on a disabled endpoint meanwhile",
+            args.deliveries
+        )),
+        _ => None,
+    };
     Ok(Report {
-        scenario: if slow { "slow-partner" } else { "burst" },
+        scenario: match shape {
+            Burst::Spread => "burst",
+            Burst::SlowPartner => "slow-partner",
+            Burst::OneEndpoint => "one-endpoint",
+            Burst::DisabledBacklog => "disabled-backlog",
+        },
         deliveries: n,
         deliveries_per_s: n as f64 / elapsed,
         latency_ms_p50: l[0],
@@ -125,9 +171,6 @@ pub(super) async fn backlog(settings: &Settings, args: &BenchArgs) -> anyhow::Re
     let per = args.backlog / args.endpoints as u64;
     let staging = Instant::now();
     enqueue_bulk(&pool, &partners, per).await?;
-    sqlx::query("VACUUM ANALYZE deliveries")
-        .execute(&pool)
-        .await?;
     eprintln!(
         "backlog of {} staged in {:.1} s",
         per * args.endpoints as u64,
