@@ -148,6 +148,14 @@ impl Settings {
         if self.retry_max_ms < self.retry_base_ms {
             return invalid("retry_max_ms", "must not be below retry_base_ms");
         }
+        // A retry further away than this is a delivery nobody is waiting for any more, and
+        // the delay must stay far from what a database interval can hold.
+        if self.retry_max_ms > 30 * 86_400_000 {
+            return invalid("retry_max_ms", "must be at most 30 days (2592000000)");
+        }
+        if self.lease_ms > 86_400_000 {
+            return invalid("lease_ms", "must be at most one day (86400000)");
+        }
         if self.max_attempts == 0 || self.max_attempts > 100 {
             return invalid("max_attempts", "must be between 1 and 100");
         }

@@ -180,3 +180,99 @@ async fn unordered_endpoints_send_no_sequence_and_do_not_wait() {
         .await;
     assert_eq!(bad.status(), 422);
 }
+
+/// Two platform transactions enqueue for proposals A and B in opposite orders, inside
+/// `callbackd_enqueue()`, both still open while the other enqueues: neither waits for the
+/// other (no lock is taken at enqueue), both commit, and each proposal's deliveries are
+/// numbered 1, 2 without a gap and sent in that order. Before, the second enqueue of each
+/// transaction waited for the other's counter row lock: a deadlock inside the platform's own
+/// business transaction.
+#[tokio::test]
+async fn ordered_enqueues_in_opposite_orders_cannot_deadlock() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    let partner = app.create_partner("Acme").await;
+    app.create_endpoint(
+        partner,
+        json!({"environment": "production", "url": format!("{}/cb", rx.base), "method": "POST"}),
+    )
+    .await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let enqueue = "SELECT callbackd_enqueue($1, 'production', 'proposal.status', $2, $3)";
+    let mut one = app.pool.begin().await.unwrap();
+    let mut two = app.pool.begin().await.unwrap();
+    for (tx, proposal, status) in [(&mut one, a, 1), (&mut two, b, 1)] {
+        sqlx::query(enqueue)
+            .bind(partner)
+            .bind(proposal)
+            .bind(status)
+            .execute(&mut **tx)
+            .await
+            .unwrap();
+    }
+    // The crossing calls: each would have waited for the other's transaction.
+    let crossing = async {
+        for (tx, proposal, status) in [(&mut one, b, 2), (&mut two, a, 2)] {
+            sqlx::query(enqueue)
+                .bind(partner)
+                .bind(proposal)
+                .bind(status)
+                .execute(&mut **tx)
+                .await
+                .unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), crossing)
+        .await
+        .expect("an enqueue waited for another platform transaction");
+    two.commit().await.unwrap();
+    one.commit().await.unwrap();
+
+    let got = rx.wait_for(4, WAIT).await;
+    for proposal in [a, b] {
+        let mine = of(&got, proposal);
+        let sequences: Vec<&str> = mine.iter().map(|(_, seq)| seq.as_str()).collect();
+        assert_eq!(sequences, ["1", "2"], "{proposal}: {mine:?}");
+    }
+}
+
+/// Two batches naming the same proposals in opposite orders, racing: both are accepted, and
+/// every proposal's deliveries are numbered 1..n without a gap and sent in that order.
+#[tokio::test]
+async fn racing_batches_in_opposite_orders_are_numbered_without_gaps() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    let partner = app.create_partner("Acme").await;
+    app.create_endpoint(
+        partner,
+        json!({"environment": "production", "url": format!("{}/cb", rx.base), "method": "POST"}),
+    )
+    .await;
+    let proposals: Vec<Uuid> = (0..50).map(|_| Uuid::new_v4()).collect();
+    let items = |order: &[Uuid], status: i64| -> Value {
+        Value::Array(
+            order
+                .iter()
+                .map(|p| {
+                    json!({"partner_id": partner, "environment": "production",
+                           "event_type": "proposal.status", "proposal": p, "status": status})
+                })
+                .collect(),
+        )
+    };
+    let reversed: Vec<Uuid> = proposals.iter().rev().copied().collect();
+    let (ones, twos) = (items(&proposals, 1), items(&reversed, 2));
+    let (first, second) = tokio::join!(
+        app.post("/v1/notifications/batch", &ones),
+        app.post("/v1/notifications/batch", &twos),
+    );
+    assert_eq!(first.status(), 202, "{}", first.text().await.unwrap());
+    assert_eq!(second.status(), 202, "{}", second.text().await.unwrap());
+
+    let got = rx.wait_for(100, WAIT).await;
+    for p in &proposals {
+        let mine = of(&got, *p);
+        let sequences: Vec<&str> = mine.iter().map(|(_, seq)| seq.as_str()).collect();
+        assert_eq!(sequences, ["1", "2"], "{p}: {mine:?}");
+    }
+}
