@@ -2,6 +2,7 @@
 //! PostgreSQL, with a worker process under test and a fast receiver on 127.0.0.1.
 //! Prints one JSON line per scenario, then a table.
 
+mod ingest;
 mod process;
 mod receiver;
 mod scenarios;
@@ -24,6 +25,8 @@ pub enum Scenario {
     Steady,
     SlowPartner,
     Backlog,
+    /// Not part of `all`: HTTP clients through the real API (see ingest.rs).
+    Ingest,
     All,
 }
 
@@ -50,6 +53,12 @@ pub struct BenchArgs {
     /// Endpoints (one partner each).
     #[arg(long, default_value_t = 100)]
     endpoints: usize,
+    /// ingest: notifications per call through the batch API (single calls without it).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// ingest: concurrent HTTP clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -82,6 +91,7 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Burst => &Scenario::Burst,
             Scenario::Steady => &Scenario::Steady,
             Scenario::SlowPartner => &Scenario::SlowPartner,
+            Scenario::Ingest => &Scenario::Ingest,
             _ => &Scenario::Backlog,
         }),
     };
@@ -91,6 +101,7 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Burst => scenarios::burst(&settings, &args, false).await?,
             Scenario::SlowPartner => scenarios::burst(&settings, &args, true).await?,
             Scenario::Steady => scenarios::steady(&settings, &args).await?,
+            Scenario::Ingest => ingest::ingest(&settings, &args).await?,
             _ => scenarios::backlog(&settings, &args).await?,
         };
         println!("{}", serde_json::to_string(&report)?);
