@@ -148,7 +148,9 @@ async fn commit(pool: &PgPool, group: Vec<Job>) {
 /// item order.
 async fn write_isolated(pool: &PgPool, items: &[GroupItem<'_>]) -> Vec<Reply> {
     let mut answers: Vec<Option<Reply>> = (0..items.len()).map(|_| None).collect();
-    let mut todo: Vec<Range<usize>> = vec![0..items.len()];
+    // A stack of the ranges still to write; it starts with the whole group.
+    let mut todo: Vec<Range<usize>> = Vec::with_capacity(8);
+    todo.push(0..items.len());
     while let Some(range) = todo.pop() {
         match write_group(pool, &items[range.clone()]).await {
             Ok(written) => {
