@@ -97,6 +97,7 @@ impl Application {
                 secrets: secrets.clone(),
                 api_token: api_token.clone(),
                 sender: crate::dispatch::Sender::new(settings.allow_private_targets)?,
+                enqueuer: api::EnqueueGroup::spawn(pool.clone()),
             });
             (Some((listener, router)), Some(address))
         } else {

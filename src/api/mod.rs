@@ -6,6 +6,7 @@ mod console;
 mod deliveries;
 mod endpoint_tests;
 mod endpoints;
+mod enqueue_group;
 mod error;
 mod extract;
 mod health;
@@ -22,6 +23,7 @@ use sqlx::PgPool;
 use crate::config::Settings;
 use crate::crypto::SecretBox;
 pub use caller::{Caller, ROUTE_ROLES, Role, RouteRoles};
+pub use enqueue_group::EnqueueGroup;
 pub use error::{ApiError, BatchItemError};
 
 /// Largest request body accepted (a batch of 1,000 notifications fits).
@@ -35,6 +37,8 @@ pub struct ApiContext {
     pub api_token: Arc<str>,
     /// Sends test callbacks (`POST /v1/endpoints/{id}/test`) from the API process.
     pub sender: crate::dispatch::Sender,
+    /// The group committer of `POST /v1/notifications`.
+    pub enqueuer: EnqueueGroup,
 }
 
 pub fn router(ctx: ApiContext) -> Router {

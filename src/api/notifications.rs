@@ -10,10 +10,11 @@ use axum::{Json, Router};
 use serde_json::value::RawValue;
 
 use super::caller::Caller;
+use super::enqueue_group::Answer;
 use super::extract::{ApiJson, parse_json, path_id};
 use super::{ApiContext, ApiError, BatchItemError};
 use crate::model::{NewNotification, ValidationError};
-use crate::store::{Enqueued, Keyed, Notification};
+use crate::store::Notification;
 
 /// Most notifications one batch may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -28,6 +29,8 @@ pub fn router() -> Router<ApiContext> {
         .route("/notifications/{id}", get(show))
 }
 
+/// Validates here, once; the group committer writes the call with whatever arrives with it
+/// and answers after the group committed.
 async fn enqueue(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
@@ -35,21 +38,16 @@ async fn enqueue(
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     n.validate()?;
-    let Some(key) = key else {
-        let (id, deliveries) = Notification::enqueue(&ctx.pool, &n).await?;
-        return Ok((StatusCode::ACCEPTED, Json(Enqueued { id, deliveries })).into_response());
-    };
-    let (status, answer) = match Notification::enqueue_keyed(&ctx.pool, &n, &key).await? {
-        Keyed::Created(answer) => (StatusCode::ACCEPTED, answer),
-        Keyed::Repeated(answer) => (StatusCode::OK, answer),
-    };
-    let mut response = (status, Json(answer)).into_response();
-    if status == StatusCode::OK {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    Ok(response)
+    Ok(match ctx.enqueuer.enqueue(n, key).await? {
+        Answer::Created(answer) => (StatusCode::ACCEPTED, Json(answer)).into_response(),
+        Answer::Repeated(answer) => {
+            let mut response = (StatusCode::OK, Json(answer)).into_response();
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+            response
+        }
+    })
 }
 
 /// The Idempotency-Key header, if any: once, 1 to 255 printable ASCII characters.
@@ -73,7 +71,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// Validates every item first and reports every refused one; then enqueues them all in one
-/// transaction. All or nothing.
+/// transaction with the direct set-based insert (no second validation). All or nothing.
 async fn enqueue_batch(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,

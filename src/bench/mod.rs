@@ -2,6 +2,7 @@
 //! PostgreSQL, with a worker process under test and a fast receiver on 127.0.0.1.
 //! Prints one JSON line per scenario, then a table.
 
+mod ingest;
 mod process;
 mod receiver;
 mod scenarios;
@@ -27,6 +28,8 @@ pub enum Scenario {
     OneEndpoint,
     DisabledBacklog,
     Backlog,
+    /// Not part of `all`: HTTP clients through the real API (see ingest.rs).
+    Ingest,
     All,
 }
 
@@ -53,6 +56,12 @@ pub struct BenchArgs {
     /// Endpoints (one partner each).
     #[arg(long, default_value_t = 100)]
     endpoints: usize,
+    /// ingest: notifications per call through the batch API (single calls without it).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// ingest: concurrent HTTP clients.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -99,6 +108,7 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
                 scenarios::burst(&settings, &args, Burst::DisabledBacklog).await?
             }
             Scenario::Steady => scenarios::steady(&settings, &args).await?,
+            Scenario::Ingest => ingest::ingest(&settings, &args).await?,
             Scenario::Backlog | Scenario::All => scenarios::backlog(&settings, &args).await?,
         };
         println!("{}", serde_json::to_string(&report)?);

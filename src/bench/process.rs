@@ -21,8 +21,17 @@ pub struct Usage {
 
 impl Worker {
     pub fn spawn(database_url: &str, extra_env: &[(&str, String)]) -> anyhow::Result<Worker> {
+        Self::spawn_role("worker", database_url, extra_env)
+    }
+
+    /// `callbackd serve --role <role>` (`api`, `worker` or `all`).
+    pub fn spawn_role(
+        role: &str,
+        database_url: &str,
+        extra_env: &[(&str, String)],
+    ) -> anyhow::Result<Worker> {
         let mut cmd = Command::new(std::env::current_exe()?);
-        cmd.args(["serve", "--role", "worker"])
+        cmd.args(["serve", "--role", role])
             .env("DATABASE_URL", database_url)
             .env("CALLBACKD_ALLOW_PRIVATE_TARGETS", "true")
             .env("RUST_LOG", "warn")
@@ -38,6 +47,10 @@ impl Worker {
         Ok(Worker { child, pid })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
     pub fn usage(&self) -> Usage {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
@@ -49,24 +62,10 @@ impl Worker {
                 .and_then(|v| v.parse::<f64>().ok())
                 .unwrap_or(0.0)
         };
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
-        // Fields after the command name (which may hold spaces) start after the last ')'.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, r)| r.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15 of stat: indexes 11 and 12 after the name.
-        let clk = 100.0; // USER_HZ on Linux
         Usage {
             peak_rss_mb: kb("VmHWM:") / 1024.0,
             rss_mb: kb("VmRSS:") / 1024.0,
-            cpu_seconds: (ticks(11) + ticks(12)) / clk,
+            cpu_seconds: cpu_seconds(self.pid),
         }
     }
 
@@ -88,4 +87,24 @@ impl Worker {
             }
         }
     }
+}
+
+/// CPU seconds (user + system) a live process has used so far, from /proc/<pid>/stat; 0 when
+/// it is gone.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat: indexes 11 and 12 after the name.
+    let clk = 100.0; // USER_HZ on Linux
+    (ticks(11) + ticks(12)) / clk
 }

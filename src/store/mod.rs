@@ -6,6 +6,7 @@ mod cursor;
 mod deliveries;
 mod endpoint_tests;
 mod endpoints;
+mod group_commit;
 mod health;
 mod keyring;
 mod notifications;
@@ -26,9 +27,10 @@ pub use cursor::Cursor;
 pub use deliveries::{Attempt, Delivery, DeliveryDetail, DeliveryFilter};
 pub use endpoint_tests::EndpointTest;
 pub use endpoints::{Endpoint, EndpointRecord, SigningChange};
+pub use group_commit::{GroupItem, Written, write_group};
 pub use health::EndpointHealth;
 pub use keyring::verify_or_init_key;
-pub use notifications::{DeliveryRef, Enqueued, ItemError, Keyed, Notification};
+pub use notifications::{DeliveryRef, Enqueued, ItemError, Notification};
 pub use partners::Partner;
 pub use queue::{
     Claimed, EndpointRoom, Next, Outcome, auto_replay_pass, claim, complete, next_due_in_ms,
@@ -72,8 +74,9 @@ impl StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Maps the errors `callbackd_enqueue()` raises (SQLSTATE CB001, COLUMN = the argument) to
-/// validation errors; everything else stays a database error.
-fn classify(e: sqlx::Error) -> StoreError {
+/// validation errors (any statement, e.g. a platform's trigger, may raise them); everything
+/// else stays a database error.
+pub(crate) fn classify(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e
         && let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
         && pg.code() == "CB001"

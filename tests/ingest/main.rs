@@ -8,6 +8,7 @@ mod receiver;
 
 mod batch;
 mod catalog;
+mod group_commit;
 mod idempotency;
 mod sql;
 
