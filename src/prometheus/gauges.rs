@@ -3,7 +3,11 @@
 //! - the endpoint's oldest ready delivery: the first entry of `deliveries_ready_idx`
 //!   (endpoint_id, next_attempt_at) WHERE queue = 'ready';
 //! - the endpoint's latest attempt: the first entry of `delivery_attempts_endpoint_idx`
-//!   (endpoint_id, id DESC).
+//!   (endpoint_id, id DESC);
+//!
+//! plus one probe for the whole queue: the oldest delivery still `arriving` (an ordered
+//! delivery the workers have not numbered yet), the first entry of `deliveries_arriving_idx`
+//! (ids are UUIDv7, so in creation order). Without a worker, arrivals are due work too.
 //!
 //! Totals (delivered, dead, failed) are counters recorded by the workers, not table counts:
 //! `rate()` and `increase()` in PromQL answer "how many" without reading a table.
@@ -27,6 +31,9 @@ pub struct EndpointRow {
     /// Seconds since the oldest ready delivery became due: negative when it is not due yet,
     /// NULL when the endpoint has no ready delivery.
     pub due_age: Option<f64>,
+    /// Seconds the oldest arriving delivery (any endpoint) has waited to be numbered; the
+    /// same on every row.
+    pub arriving_age: Option<f64>,
     /// Whether the endpoint's latest attempt failed (NULL: no attempt yet).
     pub last_failed: Option<bool>,
 }
@@ -34,7 +41,9 @@ pub struct EndpointRow {
 const PROBE: &str = "
     SELECT e.id AS endpoint_id, e.partner_id, p.name AS partner_name,
            extract(epoch FROM now() - r.next_attempt_at)::float8 AS due_age,
-           a.failed AS last_failed
+           a.failed AS last_failed,
+           (SELECT extract(epoch FROM now() - d.next_attempt_at)::float8 FROM deliveries d
+            WHERE d.queue = 'arriving' ORDER BY d.id LIMIT 1) AS arriving_age
     FROM endpoints e
     JOIN partners p ON p.id = e.partner_id
     LEFT JOIN LATERAL (
@@ -65,10 +74,12 @@ pub async fn probe(pool: &PgPool) -> Result<Vec<EndpointRow>, sqlx::Error> {
     sqlx::query_as::<_, EndpointRow>(PROBE).fetch_all(pool).await
 }
 
-/// The oldest due delivery's wait in seconds (0 when nothing is due).
+/// The oldest due delivery's wait in seconds (0 when nothing is due): ready ones not yet
+/// claimed, and arrivals not yet numbered.
 pub fn oldest_due_age(rows: &[EndpointRow]) -> f64 {
     rows.iter()
-        .filter_map(|r| r.due_age.filter(|age| *age >= 0.0))
+        .flat_map(|r| [r.due_age, r.arriving_age])
+        .filter_map(|age| age.filter(|a| *a >= 0.0))
         .fold(0.0_f64, f64::max)
 }
 
@@ -90,7 +101,7 @@ fn exposition(rows: &[EndpointRow]) -> String {
         "# HELP callbackd_database_up Whether the database answered this scrape\n\
          # TYPE callbackd_database_up gauge\n\
          callbackd_database_up 1\n\
-         # HELP callbackd_oldest_due_age_seconds How long the oldest due delivery of an enabled endpoint has waited to be claimed\n\
+         # HELP callbackd_oldest_due_age_seconds How long the oldest due delivery has waited (ready and not claimed, of an enabled endpoint; or arrived and not numbered)\n\
          # TYPE callbackd_oldest_due_age_seconds gauge\n\
          callbackd_oldest_due_age_seconds {oldest:.3}\n\
          # HELP callbackd_endpoints_due Enabled endpoints with at least one delivery due now\n\
@@ -166,6 +177,7 @@ mod tests {
             partner_id: Uuid::from_u128(partner),
             partner_name: "Acme \"Bank\"\n\\ Ltd".to_string(),
             due_age,
+            arriving_age: None,
             last_failed: failed,
         }
     }
@@ -186,6 +198,14 @@ mod tests {
             "callbackd_endpoint_failing{partner_id=\"00000000-0000-0000-0000-000000000001\",endpoint_id=\"00000000-0000-0000-0000-000000000002\"} 1\n"
         ));
         assert_eq!(text.matches("callbackd_partner_info{").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn unnumbered_arrivals_count_as_due() {
+        let mut waiting = row(1, 1, None, None);
+        waiting.arriving_age = Some(42.0);
+        let text = exposition(&[waiting]);
+        assert!(text.contains("callbackd_oldest_due_age_seconds 42.000\n"), "{text}");
     }
 
     #[test]
