@@ -156,7 +156,9 @@ fn filled(
             }
             _ => (0, 0, 0),
         };
-        out.push(json!({"t": t, "delivered": delivered, "failed_attempt": failed_attempt, "dead": dead}));
+        out.push(
+            json!({"t": t, "delivered": delivered, "failed_attempt": failed_attempt, "dead": dead}),
+        );
         t += bucket;
     }
     out
@@ -186,8 +188,16 @@ mod tests {
             failed_attempt: 1,
             dead: 1,
         };
-        let out = filled(&[one], since, since + Duration::minutes(4), Duration::minutes(1));
-        let delivered: Vec<i64> = out.iter().map(|b| b["delivered"].as_i64().unwrap()).collect();
+        let out = filled(
+            &[one],
+            since,
+            since + Duration::minutes(4),
+            Duration::minutes(1),
+        );
+        let delivered: Vec<i64> = out
+            .iter()
+            .map(|b| b["delivered"].as_i64().unwrap())
+            .collect();
         assert_eq!(delivered, vec![0, 0, 3, 0]);
         assert_eq!(out[2]["dead"], 1);
     }

@@ -71,7 +71,9 @@ pub async fn render(pool: &PgPool) -> String {
 /// Every enabled endpoint with its oldest ready delivery's age and its latest attempt's
 /// outcome (the console's stats use it too).
 pub async fn probe(pool: &PgPool) -> Result<Vec<EndpointRow>, sqlx::Error> {
-    sqlx::query_as::<_, EndpointRow>(PROBE).fetch_all(pool).await
+    sqlx::query_as::<_, EndpointRow>(PROBE)
+        .fetch_all(pool)
+        .await
 }
 
 /// The oldest due delivery's wait in seconds (0 when nothing is due): ready ones not yet
@@ -171,7 +173,12 @@ fn label_value(raw: &str) -> String {
 mod tests {
     use super::*;
 
-    fn row(partner: u128, endpoint: u128, due_age: Option<f64>, failed: Option<bool>) -> EndpointRow {
+    fn row(
+        partner: u128,
+        endpoint: u128,
+        due_age: Option<f64>,
+        failed: Option<bool>,
+    ) -> EndpointRow {
         EndpointRow {
             endpoint_id: Uuid::from_u128(endpoint),
             partner_id: Uuid::from_u128(partner),
@@ -189,7 +196,10 @@ mod tests {
             row(1, 2, Some(12.5), Some(true)),
             row(2, 3, None, None),
         ]);
-        assert!(text.contains("callbackd_oldest_due_age_seconds 12.500\n"), "{text}");
+        assert!(
+            text.contains("callbackd_oldest_due_age_seconds 12.500\n"),
+            "{text}"
+        );
         assert!(text.contains("callbackd_endpoints_due 1\n"), "{text}");
         assert!(text.contains(
             "callbackd_endpoint_oldest_due_age_seconds{partner_id=\"00000000-0000-0000-0000-000000000001\",endpoint_id=\"00000000-0000-0000-0000-000000000001\"} 0.000\n"
@@ -205,7 +215,10 @@ mod tests {
         let mut waiting = row(1, 1, None, None);
         waiting.arriving_age = Some(42.0);
         let text = exposition(&[waiting]);
-        assert!(text.contains("callbackd_oldest_due_age_seconds 42.000\n"), "{text}");
+        assert!(
+            text.contains("callbackd_oldest_due_age_seconds 42.000\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -51,9 +51,18 @@ impl<'a> Api<'a> {
     }
 
     /// A partner with one production POST endpoint to `url`; (partner id, endpoint id).
-    async fn partner_with_endpoint(&self, name: &str, url: &str, max_attempts: u32) -> (String, String) {
+    async fn partner_with_endpoint(
+        &self,
+        name: &str,
+        url: &str,
+        max_attempts: u32,
+    ) -> (String, String) {
         let p = self
-            .call(reqwest::Method::POST, "/v1/partners", Some(json!({"name": name})))
+            .call(
+                reqwest::Method::POST,
+                "/v1/partners",
+                Some(json!({"name": name})),
+            )
             .await["id"]
             .as_str()
             .unwrap()
@@ -62,8 +71,10 @@ impl<'a> Api<'a> {
             .call(
                 reqwest::Method::POST,
                 &format!("/v1/partners/{p}/endpoints"),
-                Some(json!({"environment": "production", "url": url, "method": "POST",
-                            "max_attempts": max_attempts})),
+                Some(
+                    json!({"environment": "production", "url": url, "method": "POST",
+                            "max_attempts": max_attempts}),
+                ),
             )
             .await["id"]
             .as_str()
@@ -90,7 +101,11 @@ impl<'a> Api<'a> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let d = self
-                .call(reqwest::Method::GET, &format!("/v1/deliveries/{delivery}"), None)
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/deliveries/{delivery}"),
+                    None,
+                )
                 .await;
             if d["state"] == state {
                 return;
@@ -200,7 +215,10 @@ async fn queue_lag_and_no_worker_fire_with_only_an_api_process_then_resolve_with
     ]);
     // The worker's address is scraped from the start (down until it runs), as in production.
     let prom = Prometheus::start(
-        &[host_port(api_proc.address.as_deref().unwrap()), worker_metrics.clone()],
+        &[
+            host_port(api_proc.address.as_deref().unwrap()),
+            worker_metrics.clone(),
+        ],
         &rules,
     )
     .await;
@@ -218,9 +236,17 @@ async fn queue_lag_and_no_worker_fire_with_only_an_api_process_then_resolve_with
     assert!(waited > 3.0, "{waited}");
     prom.wait_firing("CallbackdNoWorkerClaiming", Duration::from_secs(30))
         .await;
-    assert!(rx.requests().is_empty(), "nothing was sent without a worker");
+    assert!(
+        rx.requests().is_empty(),
+        "nothing was sent without a worker"
+    );
 
-    let _worker = process::start(&db.url, "worker", &[("CALLBACKD_METRICS_LISTEN", &worker_metrics)]).await;
+    let _worker = process::start(
+        &db.url,
+        "worker",
+        &[("CALLBACKD_METRICS_LISTEN", &worker_metrics)],
+    )
+    .await;
     for d in &due {
         api.wait_state(d, "delivered").await;
     }
@@ -255,7 +281,11 @@ async fn an_unreachable_database_and_failed_outcome_writes_fire_then_resolve() {
     rx.always(Reply::status(200).after(Duration::from_secs(2)));
     let proc = process::start(through.as_str(), "all", &[]).await;
     let api = Api::of(&proc);
-    let prom = Prometheus::start(&[host_port(proc.address.as_deref().unwrap())], &test_rules(&[])).await;
+    let prom = Prometheus::start(
+        &[host_port(proc.address.as_deref().unwrap())],
+        &test_rules(&[]),
+    )
+    .await;
     prom.wait_for_data("callbackd_database_up == 1", Duration::from_secs(20))
         .await;
     let (partner, _) = api
@@ -268,7 +298,10 @@ async fn an_unreachable_database_and_failed_outcome_writes_fire_then_resolve() {
     let down = prom
         .wait_firing("CallbackdDatabaseUnreachable", Duration::from_secs(30))
         .await;
-    assert_eq!(down[0]["labels"]["instance"], host_port(proc.address.as_deref().unwrap()));
+    assert_eq!(
+        down[0]["labels"]["instance"],
+        host_port(proc.address.as_deref().unwrap())
+    );
     prom.wait_firing("CallbackdCompletionWriteFailing", Duration::from_secs(30))
         .await;
 

@@ -82,8 +82,14 @@ impl Prometheus {
         .unwrap();
         let port = free_port();
         let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--log.level=warn")
             .stdout(Stdio::null())
@@ -98,10 +104,9 @@ impl Prometheus {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = p.client.get(format!("{}/-/ready", p.base)).send().await {
-                if r.status().is_success() {
-                    break;
-                }
+            let ready = p.client.get(format!("{}/-/ready", p.base)).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                break;
             }
             assert!(Instant::now() < deadline, "Prometheus did not become ready");
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -111,12 +116,7 @@ impl Prometheus {
 
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Value {
         let url = url::Url::parse_with_params(&format!("{}{path}", self.base), query).unwrap();
-        let r = self
-            .client
-            .get(url)
-            .send()
-            .await
-            .unwrap();
+        let r = self.client.get(url).send().await.unwrap();
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["status"], "success", "{path} {query:?}: {body}");
         body["data"].clone()

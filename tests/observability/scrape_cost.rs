@@ -30,8 +30,11 @@ async fn a_scrape_at_a_million_deliveries_takes_under_50_ms() {
     for name in ["Acme Bank", "Other Bank"] {
         let p = app.create_partner(name).await;
         let e = app
-            .create_endpoint(p, json!({"environment": "production",
-                                       "url": "http://127.0.0.1:9/cb", "method": "POST"}))
+            .create_endpoint(
+                p,
+                json!({"environment": "production",
+                                       "url": "http://127.0.0.1:9/cb", "method": "POST"}),
+            )
             .await;
         endpoints.push(e["id"].as_str().unwrap().to_string());
     }
@@ -78,7 +81,10 @@ async fn a_scrape_at_a_million_deliveries_takes_under_50_ms() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!(lag > 3000.0, "the oldest ready delivery is about an hour old: {lag}");
+    assert!(
+        lag > 3000.0,
+        "the oldest ready delivery is about an hour old: {lag}"
+    );
     assert!(text.contains("callbackd_endpoints_due 2\n"), "{text}");
     eprintln!(
         "scrape median: {small:?} at 2 endpoints and no deliveries, {large:?} at 1,000,000 \
