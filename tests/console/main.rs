@@ -71,6 +71,23 @@ async fn browser(port: u16) -> fantoccini::Client {
     }
 }
 
+/// Opens the console and connects with `token`.
+async fn sign_in(c: &fantoccini::Client, console: &str, token: &str) {
+    c.goto(console).await.unwrap();
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    c.find(Locator::Id("use-token"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_lists_a_dead_delivery_shows_its_attempts_and_replays_it() {
     let app = spawn_app().await;
@@ -92,19 +109,7 @@ async fn the_console_lists_a_dead_delivery_shows_its_attempts_and_replays_it() {
 
     let (_driver, port) = start_chromedriver();
     let c = browser(port).await;
-    c.goto(&app.url("/console")).await.unwrap();
-    c.find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(&app.token)
-        .await
-        .unwrap();
-    c.find(Locator::Id("use-token"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&c, &app.url("/console"), &app.token).await;
 
     let row = c
         .wait()
@@ -208,19 +213,7 @@ async fn with_a_partner_token_the_console_shows_only_that_partners_view() {
 
     let (_driver, port) = start_chromedriver();
     let c = browser(port).await;
-    c.goto(&app.url("/console")).await.unwrap();
-    c.find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(&token)
-        .await
-        .unwrap();
-    c.find(Locator::Id("use-token"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&c, &app.url("/console"), &token).await;
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css(&format!("tr[data-id='{}']", deliveries[0])))
@@ -311,19 +304,7 @@ async fn the_overview_charts_names_and_bulk_replay_of_the_filter() {
 
     let (_driver, port) = start_chromedriver();
     let c = browser(port).await;
-    c.goto(&app.url("/console")).await.unwrap();
-    c.find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(&app.token)
-        .await
-        .unwrap();
-    c.find(Locator::Id("use-token"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&c, &app.url("/console"), &app.token).await;
 
     // Bars of each outcome in the chart, and the endpoints by partner name.
     for outcome in ["delivered", "failed_attempt", "dead"] {
