@@ -21,6 +21,7 @@ build-essential    cc                   every test target: aws-lc-sys (TLS and J
 postgresql         pg_ctlcluster        every test: one fresh database per test on 127.0.0.1:5432
 chromium           chromium             tests/console: the operator console in headless Chromium
 chromium-driver    chromedriver         tests/console: drives Chromium over WebDriver
+prometheus         promtool             tests/observability: alert rules and dashboard against a real Prometheus; .ci/run: promtool check rules
 curl               curl                 tests/quickstart (runs the README's curl examples), .ci/schemathesis
 jq                 jq                   tests/quickstart: the README's examples read ids with jq
 python3            python3              .ci/schemathesis: schemathesis (from PyPI) runs on Python

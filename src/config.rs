@@ -22,6 +22,8 @@ pub enum ConfigError {
 pub struct Settings {
     pub database_url: String,
     pub listen: SocketAddr,
+    /// Where `/metrics` is served; empty: on the API's address (see [`Settings::metrics_address`]).
+    pub metrics_listen: String,
     pub api_token: String,
     pub secret_key: String,
     pub retry_base_ms: u64,
@@ -54,6 +56,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("database_url", &redact_url(&self.database_url))
             .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
             .field("api_token", &"<redacted>")
             .field("secret_key", &"<redacted>")
             .field("retry_base_ms", &self.retry_base_ms)
@@ -198,6 +201,7 @@ impl Settings {
                 _ => return invalid("alerts_webhook_url", "must be an http or https URL"),
             }
         }
+        self.metrics_address()?;
         if self.database_max_connections < 2 {
             return invalid("database_max_connections", "must be at least 2");
         }
@@ -211,6 +215,18 @@ impl Settings {
     /// The largest timeout an endpoint may ask for: it must end well inside the lease.
     pub fn max_endpoint_timeout_ms(&self) -> u64 {
         self.lease_ms.saturating_sub(1000).clamp(1, 120_000)
+    }
+
+    /// The separate address of `/metrics`, or None to serve it with the API.
+    pub fn metrics_address(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let raw = self.metrics_listen.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        raw.parse().map(Some).map_err(|_| ConfigError::Invalid {
+            key: "metrics_listen",
+            message: "must be empty or an address like 127.0.0.1:9100".to_string(),
+        })
     }
 
     pub fn lease(&self) -> Duration {
@@ -264,6 +280,23 @@ mod tests {
         assert_eq!(s.worker_concurrency, 7);
         assert_eq!(s.lease_ms, 30_000);
         assert_eq!(s.api_token, "t0ken");
+    }
+
+    #[test]
+    fn metrics_listen_is_empty_or_an_address() {
+        assert_eq!(Settings::defaults().metrics_address().unwrap(), None);
+        let env = [("CALLBACKD_METRICS_LISTEN", "127.0.0.1:9100")]
+            .map(|(k, v)| (k.to_string(), v.to_string()));
+        let s = Settings::load_with_env(None, env).unwrap();
+        assert_eq!(
+            s.metrics_address().unwrap().map(|a| a.to_string()),
+            Some("127.0.0.1:9100".to_string())
+        );
+        for bad in ["9100", "localhost", "127.0.0.1:99999", "\u{0}"] {
+            let env = [("CALLBACKD_METRICS_LISTEN".to_string(), bad.to_string())];
+            let err = Settings::load_with_env(None, env).unwrap_err().to_string();
+            assert!(err.contains("metrics_listen"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,9 +1,15 @@
 //! Prometheus metrics. Counters and histograms are recorded where things happen (the
-//! dispatcher) through the `metrics` facade; queue and pool gauges are read from the
-//! database at scrape time, so every API process reports the same truth.
+//! dispatcher) through the `metrics` facade. The few gauges read from the database are index
+//! probes per enabled endpoint ([`gauges`]), never a count over the delivery tables, so a
+//! scrape costs the same at ten rows and at millions.
 //!
-//! Labels are bounded: `partner_id` (one per partner), `outcome`, `state`, `error_kind`
-//! (a fixed set). Never a delivery id.
+//! Labels are bounded: `partner_id` (one per partner), `endpoint_id` (one per enabled
+//! endpoint, on the database gauges only), `outcome`, `error_kind` (fixed sets). Never a
+//! delivery id. The README's "Operating callbackd" section lists every series.
+
+mod gauges;
+
+pub use gauges::{EndpointRow, oldest_due_age, probe as probe_endpoints};
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -48,25 +54,20 @@ pub fn install() -> PrometheusHandle {
                 "Failed writes of attempt outcomes (retried while the database is down; \
                  an outcome the database refuses is isolated and stored stripped)"
             );
+            // Exported from the start at 0: Prometheus's increase() cannot see the first
+            // failure of a series that appears with the value 1.
+            ::metrics::counter!(COMPLETION_FAILURES).increment(0);
             handle
         })
         .clone()
 }
 
-/// The text exposition: recorded metrics, then the database-derived gauges.
+/// The text exposition: recorded metrics, then the database gauges, then this process's pool.
 pub async fn render(pool: &PgPool) -> String {
     let handle = install();
     handle.run_upkeep();
     let mut out = handle.render();
-    match queue_gauges(pool).await {
-        Ok(text) => out.push_str(&text),
-        Err(e) => {
-            tracing::warn!(error = %e, "metrics: queue gauges unavailable");
-            out.push_str(
-                "# queue gauges unavailable: database unreachable\ncallbackd_database_up 0\n",
-            );
-        }
-    }
+    out.push_str(&gauges::render(pool).await);
     let idle = pool.num_idle() as u32;
     let size = pool.size();
     out.push_str(&format!(
@@ -83,43 +84,19 @@ pub async fn render(pool: &PgPool) -> String {
     out
 }
 
-async fn queue_gauges(pool: &PgPool) -> Result<String, sqlx::Error> {
-    let (pending, due, dead, canceled, oldest): (i64, i64, i64, i64, f64) = sqlx::query_as(
-        "SELECT
-             (SELECT count(*) FROM deliveries WHERE state = 'pending'),
-             (SELECT count(*) FROM deliveries WHERE queue = 'ready'
-                AND next_attempt_at <= now()),
-             (SELECT count(*) FROM deliveries WHERE state = 'dead'),
-             (SELECT count(*) FROM deliveries WHERE state = 'canceled'),
-             coalesce((SELECT extract(epoch FROM now() - min(next_attempt_at))
-                       FROM deliveries WHERE queue = 'ready' AND next_attempt_at <= now()),
-                      0)::float8",
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(format!(
-        "# HELP callbackd_queue_depth Deliveries by state (delivered is not counted: it only grows)\n\
-         # TYPE callbackd_queue_depth gauge\n\
-         callbackd_queue_depth{{state=\"pending\"}} {pending}\n\
-         callbackd_queue_depth{{state=\"dead\"}} {dead}\n\
-         callbackd_queue_depth{{state=\"canceled\"}} {canceled}\n\
-         # HELP callbackd_queue_due Pending deliveries that are due now (not leased, not waiting for a retry)\n\
-         # TYPE callbackd_queue_due gauge\n\
-         callbackd_queue_due {due}\n\
-         # HELP callbackd_oldest_due_age_seconds How long the oldest due delivery has been waiting\n\
-         # TYPE callbackd_oldest_due_age_seconds gauge\n\
-         callbackd_oldest_due_age_seconds {oldest:.3}\n\
-         # HELP callbackd_database_up Whether the database answered the scrape\n\
-         # TYPE callbackd_database_up gauge\n\
-         callbackd_database_up 1\n"
-    ))
-}
+/// Outcomes a partner's attempts can have; all three exist from its first attempt on.
+const OUTCOME_LABELS: [&str; 3] = ["delivered", "failed_attempt", "dead"];
 
 /// Records one attempt's outcome and duration.
 pub fn record_attempt(partner_id: &uuid::Uuid, outcome: &'static str, duration: Duration) {
     let partner = partner_id.to_string();
-    ::metrics::counter!(OUTCOMES, "partner_id" => partner.clone(), "outcome" => outcome)
-        .increment(1);
+    // The other outcomes are registered at 0, so the first `dead` of a partner is an
+    // increase Prometheus can see (a series that appears at 1 has no increase).
+    for other in OUTCOME_LABELS {
+        let by = u64::from(other == outcome);
+        ::metrics::counter!(OUTCOMES, "partner_id" => partner.clone(), "outcome" => other)
+            .increment(by);
+    }
     ::metrics::histogram!(ATTEMPT_SECONDS, "partner_id" => partner).record(duration.as_secs_f64());
 }
 

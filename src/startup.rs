@@ -40,6 +40,8 @@ pub struct Application {
     pool: PgPool,
     api: Option<(TcpListener, axum::Router)>,
     address: Option<SocketAddr>,
+    /// `/metrics` on an address of its own (`metrics_listen`), in every role.
+    metrics: Option<TcpListener>,
     dispatcher: Option<Arc<Dispatcher>>,
     settings: Arc<Settings>,
     api_token: Arc<str>,
@@ -103,6 +105,14 @@ impl Application {
         } else {
             (None, None)
         };
+        let metrics = match settings.metrics_address()? {
+            Some(at) => Some(
+                TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("cannot listen on {at} (metrics_listen)"))?,
+            ),
+            None => None,
+        };
         let dispatcher = if role.runs_worker() {
             Some(Arc::new(Dispatcher::new(
                 pool.clone(),
@@ -116,6 +126,7 @@ impl Application {
             pool,
             api,
             address,
+            metrics,
             dispatcher,
             settings,
             api_token,
@@ -127,6 +138,11 @@ impl Application {
     /// Where the API listens, when this process runs it.
     pub fn address(&self) -> Option<SocketAddr> {
         self.address
+    }
+
+    /// Where `/metrics` listens when `metrics_listen` is set.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn api_token(&self) -> &str {
@@ -156,6 +172,15 @@ impl Application {
                     .await
             })
         });
+        if let Some(listener) = self.metrics {
+            let router = api::metrics_router(self.pool.clone());
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            });
+        }
         // Workers also purge what is past retention (a no-op with retention_days = 0).
         let retention = self.dispatcher.is_some().then(|| {
             tokio::spawn(crate::retention::run(

@@ -130,6 +130,7 @@ pub const ROUTE_ROLES: &[RouteRoles] = &[
         "own deliveries only",
     ),
     route("GET", "/v1/audit", OP, ""),
+    route("GET", "/v1/stats/timeline", OP, ""),
 ];
 
 /// The roles of a route, by method and matched path (with or without the `/v1` prefix).

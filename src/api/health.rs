@@ -13,7 +13,6 @@ pub fn router() -> Router<ApiContext> {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
 }
 
 /// Ready when the database answers a query within two seconds.
@@ -33,14 +32,4 @@ async fn readyz(State(ctx): State<ApiContext>) -> (StatusCode, Json<Value>) {
             Json(json!({ "status": "unavailable", "database": "unreachable" })),
         ),
     }
-}
-
-async fn metrics(State(ctx): State<ApiContext>) -> impl axum::response::IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        crate::prometheus::render(&ctx.pool).await,
-    )
 }

@@ -10,9 +10,11 @@ mod enqueue_group;
 mod error;
 mod extract;
 mod health;
+mod metrics;
 mod notifications;
 mod openapi;
 mod partners;
+mod stats;
 mod tokens;
 
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use crate::crypto::SecretBox;
 pub use caller::{Caller, ROUTE_ROLES, Role, RouteRoles};
 pub use enqueue_group::EnqueueGroup;
 pub use error::{ApiError, BatchItemError};
+pub use metrics::standalone as metrics_router;
 
 /// Largest request body accepted (a batch of 1,000 notifications fits).
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -49,13 +52,20 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(deliveries::router())
         .merge(tokens::router())
         .merge(audit::router())
+        .merge(stats::router())
         .route_layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             caller::require_token,
         ));
+    // /metrics lives here unless it has an address of its own (`metrics_listen`).
+    let metrics = match ctx.settings.metrics_address() {
+        Ok(Some(_)) => Router::new(),
+        _ => metrics::router(),
+    };
     Router::new()
         .nest("/v1", v1)
         .merge(health::router())
+        .merge(metrics)
         .merge(openapi::router())
         .merge(console::router())
         .fallback(|| async { ApiError::NotFound("route") })

@@ -103,9 +103,12 @@ async function showDelivery(id) {
       const dd = document.createElement("dd");
       dd.textContent = v === null || v === undefined ? "-" : String(v);
       if (k === "state") dd.id = "detail-state";
+      if (k === "partner") dd.dataset.partner = v;
+      if (k === "endpoint") dd.dataset.endpoint = v;
       dl.append(dt, dd);
     }
     box.appendChild(dl);
+    applyNames(dl);
     const actions = document.createElement("p");
     if (d.state === "dead" || d.state === "canceled") {
       const b = document.createElement("button");
@@ -215,6 +218,155 @@ async function loadEndpoints() {
   }
 }
 
+// ---- Names: partner and endpoint names where ids appear (the id on hover) ----
+
+const names = { partners: new Map(), endpoints: new Map() };
+
+async function loadNames() {
+  try {
+    for (const p of await visiblePartners()) {
+      names.partners.set(p.id, p.name);
+      const eps = await api("GET", "/v1/partners/" + p.id + "/endpoints");
+      for (const e of eps.items) {
+        names.endpoints.set(e.id, p.name + " · " + e.environment + " " + e.method + " " + e.url);
+      }
+    }
+  } catch (e) {
+    say(e.message, true);
+  }
+}
+
+function named(el, id, name) {
+  if (!id || !name) return;
+  el.textContent = name;
+  el.title = id + " (click to copy)";
+  el.classList.add("named");
+  el.onclick = (ev) => {
+    ev.stopPropagation();
+    if (navigator.clipboard) navigator.clipboard.writeText(id).catch(() => {});
+    say("copied " + id);
+  };
+}
+
+function applyNames(root) {
+  for (const el of root.querySelectorAll("[data-partner]")) named(el, el.dataset.partner, names.partners.get(el.dataset.partner));
+  for (const el of root.querySelectorAll("[data-endpoint]")) {
+    if (el.tagName === "TR") continue;
+    named(el, el.dataset.endpoint, names.endpoints.get(el.dataset.endpoint));
+  }
+}
+
+// ---- Overview: attempts per minute by outcome, per-endpoint success and latency ----
+
+const OUTCOME_COLORS = [["delivered", "#1b7f3b"], ["failed_attempt", "#e0a100"], ["dead", "#b3261e"]];
+
+function duration(s) {
+  if (s < 1) return "nothing waiting";
+  if (s < 90) return Math.round(s) + " s";
+  if (s < 5400) return Math.round(s / 60) + " min";
+  return (s / 3600).toFixed(1) + " h";
+}
+
+async function loadOverview() {
+  if (me.role === "partner") { $("overview-section").hidden = true; return; }
+  try {
+    const t = await api("GET", "/v1/stats/timeline?window=" + encodeURIComponent($("window").value));
+    drawTimeline(t);
+    $("oldest-age").textContent = duration(t.oldest_due_age_s);
+    const body = $("endpoint-stats");
+    body.replaceChildren();
+    for (const e of t.endpoints) {
+      const tr = document.createElement("tr");
+      tr.dataset.statsEndpoint = e.endpoint_id;
+      named(cell(tr, e.endpoint_id), e.endpoint_id, e.partner_name + " · " + e.environment + " " + e.url);
+      const pct = Math.round(e.success_rate * 100);
+      const td = cell(tr, "");
+      const bar = document.createElement("span");
+      bar.className = "rate";
+      bar.style.width = Math.max(1, pct * 0.6) + "px";
+      if (pct < 90) bar.style.background = pct < 50 ? "#b3261e" : "#e0a100";
+      td.replaceChildren(bar, document.createTextNode(pct + " %"));
+      cell(tr, e.attempts);
+      cell(tr, e.p50_ms === null ? null : Math.round(e.p50_ms) + " ms");
+      cell(tr, e.p95_ms === null ? null : Math.round(e.p95_ms) + " ms");
+      cell(tr, duration(e.oldest_due_age_s));
+      body.appendChild(tr);
+    }
+  } catch (e) {
+    say(e.message, true);
+  }
+}
+
+// Stacked bars, one per bucket, scaled to attempts per minute. Drawn as SVG elements
+// (no library, nothing fetched).
+function drawTimeline(t) {
+  const svg = $("timeline-chart");
+  const NS = "http://www.w3.org/2000/svg";
+  const W = 600, H = 180, left = 40, bottom = 20;
+  svg.setAttribute("viewBox", "0 0 " + W + " " + H);
+  svg.replaceChildren();
+  const perMinute = 60 / t.bucket_s;
+  const totals = t.buckets.map((b) => (b.delivered + b.failed_attempt + b.dead) * perMinute);
+  const max = Math.max(1, ...totals);
+  const bw = (W - left) / Math.max(1, t.buckets.length);
+  const el = (name, attrs, text) => {
+    const e = document.createElementNS(NS, name);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    svg.appendChild(e);
+    return e;
+  };
+  el("line", { x1: left, y1: H - bottom, x2: W, y2: H - bottom, stroke: "#c4c9d2" });
+  el("text", { x: 2, y: 12, "font-size": 10, fill: "#6b7385" }, max.toFixed(max < 10 ? 1 : 0) + "/min");
+  el("text", { x: 2, y: H - bottom, "font-size": 10, fill: "#6b7385" }, "0");
+  t.buckets.forEach((b, i) => {
+    let y = H - bottom;
+    for (const [key, color] of OUTCOME_COLORS) {
+      const h = (b[key] * perMinute / max) * (H - bottom - 16);
+      if (h <= 0) continue;
+      y -= h;
+      const r = el("rect", { x: left + i * bw + 0.5, y: y, width: Math.max(1, bw - 1), height: h, fill: color, "class": "bar-" + key });
+      const title = document.createElementNS(NS, "title");
+      title.textContent = new Date(b.t).toLocaleTimeString() + " " + key + ": " + b[key];
+      r.appendChild(title);
+    }
+  });
+  el("text", { x: left, y: H - 4, "font-size": 10, fill: "#6b7385" }, new Date(t.since).toLocaleTimeString());
+  el("text", { x: W - 60, y: H - 4, "font-size": 10, fill: "#6b7385" }, new Date(t.until).toLocaleTimeString());
+}
+
+// ---- Bulk replay of the current filter, after a confirmation that shows the count ----
+
+async function bulkReplay() {
+  const params = filterQuery();
+  const state = params.get("state") || "dead";
+  if (state !== "dead" && state !== "canceled") {
+    say("bulk replay takes dead or canceled deliveries: set the state filter", true);
+    return;
+  }
+  params.set("state", state);
+  params.set("limit", "500");
+  try {
+    let count = 0;
+    let next = null;
+    do {
+      if (next) params.set("cursor", next);
+      const page = await api("GET", "/v1/deliveries?" + params);
+      count += page.items.length;
+      next = page.next_cursor;
+    } while (next);
+    if (count === 0) { say("no " + state + " delivery matches the filters"); return; }
+    if (!confirm("Replay " + count + " " + state + " deliveries matching the filters?")) return;
+    const body = {};
+    for (const [k, v] of params) if (k !== "limit" && k !== "cursor") body[k] = v;
+    const r = await api("POST", "/v1/deliveries/replay", body);
+    say("replayed " + r.replayed);
+    loadDeliveries(false);
+  } catch (e) {
+    say(e.message, true);
+  }
+}
+
 // Which view this token gets: GET /v1/me (a server without it: the operator view).
 async function whoAmI() {
   try {
@@ -242,10 +394,13 @@ async function connect() {
   }
   loadDeliveries(false);
   loadEndpoints();
+  loadNames().then(() => { applyNames(document); loadOverview(); });
 }
 
 $("token").value = token;
 $("use-token").addEventListener("click", connect);
 $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadDeliveries(false); });
 $("more").addEventListener("click", () => loadDeliveries(true));
+$("window").addEventListener("change", loadOverview);
+$("bulk-replay").addEventListener("click", bulkReplay);
 if (token) connect();

@@ -71,6 +71,23 @@ async fn browser(port: u16) -> fantoccini::Client {
     }
 }
 
+/// Opens the console and connects with `token`.
+async fn sign_in(c: &fantoccini::Client, console: &str, token: &str) {
+    c.goto(console).await.unwrap();
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    c.find(Locator::Id("use-token"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_lists_a_dead_delivery_shows_its_attempts_and_replays_it() {
     let app = spawn_app().await;
@@ -92,19 +109,7 @@ async fn the_console_lists_a_dead_delivery_shows_its_attempts_and_replays_it() {
 
     let (_driver, port) = start_chromedriver();
     let c = browser(port).await;
-    c.goto(&app.url("/console")).await.unwrap();
-    c.find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(&app.token)
-        .await
-        .unwrap();
-    c.find(Locator::Id("use-token"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&c, &app.url("/console"), &app.token).await;
 
     let row = c
         .wait()
@@ -208,19 +213,7 @@ async fn with_a_partner_token_the_console_shows_only_that_partners_view() {
 
     let (_driver, port) = start_chromedriver();
     let c = browser(port).await;
-    c.goto(&app.url("/console")).await.unwrap();
-    c.find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(&token)
-        .await
-        .unwrap();
-    c.find(Locator::Id("use-token"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_in(&c, &app.url("/console"), &token).await;
     c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css(&format!("tr[data-id='{}']", deliveries[0])))
@@ -270,5 +263,167 @@ async fn with_a_partner_token_the_console_shows_only_that_partners_view() {
         .unwrap();
     let got = rx.wait_for(before + 1, Duration::from_secs(10)).await;
     assert_eq!(got[before].header("x-callback-test"), Some("true"));
+    c.close().await.unwrap();
+}
+
+/// The overview: attempts per minute by outcome as bars, success rate and latency per
+/// endpoint under the partner's name, the oldest due wait; a delivery's partner and endpoint
+/// by name (the id on hover); and "Replay all matching" of a filter, after a confirmation that
+/// shows how many, replays exactly those.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_charts_names_and_bulk_replay_of_the_filter() {
+    let app = spawn_app().await;
+    let rx = Receiver::start().await;
+    // Two deliveries, two attempts each: then the endpoint is back (the default answer, 200).
+    rx.script_for("/down", std::iter::repeat_n(Reply::status(503), 4));
+    let acme = app.create_partner("Acme Bank").await;
+    app.create_endpoint(
+        acme,
+        json!({"environment": "production", "url": format!("{}/down", rx.base), "method": "POST", "max_attempts": 2}),
+    )
+    .await;
+    let other = app.create_partner("Other Bank").await;
+    app.create_endpoint(
+        other,
+        json!({"environment": "production", "url": format!("{}/up", rx.base), "method": "POST"}),
+    )
+    .await;
+    let mut dead = Vec::new();
+    for (partner, status) in [(acme, 9), (acme, 10), (other, 9)] {
+        let n = app
+            .enqueue(json!({"partner_id": partner, "environment": "production", "event_type": "proposal.status",
+                            "proposal": uuid::Uuid::new_v4(), "status": status}))
+            .await;
+        let id = n["deliveries"][0]["id"].as_str().unwrap().to_string();
+        let end = if partner == acme { "dead" } else { "delivered" };
+        app.wait_for_state(&id, end, Duration::from_secs(10)).await;
+        if partner == acme {
+            dead.push(id);
+        }
+    }
+
+    let (_driver, port) = start_chromedriver();
+    let c = browser(port).await;
+    sign_in(&c, &app.url("/console"), &app.token).await;
+
+    // Bars of each outcome in the chart, and the endpoints by partner name.
+    for outcome in ["delivered", "failed_attempt", "dead"] {
+        c.wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(&format!("#timeline-chart rect.bar-{outcome}")))
+            .await
+            .unwrap_or_else(|_| panic!("a {outcome} bar is drawn"));
+    }
+    let stats = c
+        .find(Locator::Id("endpoint-stats"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        stats.contains("Acme Bank") && stats.contains("0 %"),
+        "{stats}"
+    );
+    assert!(
+        stats.contains("Other Bank") && stats.contains("100 %"),
+        "{stats}"
+    );
+    let oldest = c
+        .find(Locator::Id("oldest-age"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(oldest, "nothing waiting");
+    if let Ok(dir) = std::env::var("CALLBACKD_CONSOLE_SCREENSHOT_DIR") {
+        std::fs::write(
+            format!("{dir}/console-overview.png"),
+            c.screenshot().await.unwrap(),
+        )
+        .unwrap();
+    }
+
+    // A delivery's partner and endpoint by name, with the id on hover.
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&format!("tr[data-id='{}']", dead[0])))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let partner = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(&format!(
+            "#detail dd[data-partner='{acme}'].named"
+        )))
+        .await
+        .expect("the partner is shown by name");
+    assert_eq!(partner.text().await.unwrap(), "Acme Bank");
+    assert!(
+        partner
+            .attr("title")
+            .await
+            .unwrap()
+            .unwrap()
+            .contains(&acme.to_string())
+    );
+
+    // Filter on Acme's dead deliveries; the confirmation names the count; accept.
+    let filters = c.find(Locator::Id("filters")).await.unwrap();
+    filters
+        .find(Locator::Css("select[name='state']"))
+        .await
+        .unwrap()
+        .select_by_label("dead")
+        .await
+        .unwrap();
+    filters
+        .find(Locator::Css("input[name='partner_id']"))
+        .await
+        .unwrap()
+        .send_keys(&acme.to_string())
+        .await
+        .unwrap();
+    c.find(Locator::Id("search"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Id("bulk-replay"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        match c.get_alert_text().await {
+            Ok(t) => break t,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("no confirmation: {e}"),
+        }
+    };
+    assert!(text.contains("Replay 2 dead deliveries"), "{text}");
+    c.accept_alert().await.unwrap();
+    for id in &dead {
+        app.wait_for_state(id, "delivered", Duration::from_secs(10))
+            .await;
+    }
+    let series: Vec<i32> = sqlx::query_scalar("SELECT series FROM deliveries ORDER BY series")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        series,
+        vec![1, 2, 2],
+        "only the two filtered deliveries were replayed"
+    );
     c.close().await.unwrap();
 }

@@ -1,0 +1,36 @@
+//! `GET /metrics`: with the API, or alone on `metrics_listen` so it need not be exposed
+//! where the API is.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use sqlx::PgPool;
+
+use super::ApiContext;
+
+/// The route on the API's router (when `metrics_listen` is empty).
+pub fn router() -> Router<ApiContext> {
+    Router::new().route(
+        "/metrics",
+        get(|State(ctx): State<ApiContext>| async move { exposition(&ctx.pool).await }),
+    )
+}
+
+/// The whole router of the separate metrics address: `/metrics` and nothing else.
+pub fn standalone(pool: PgPool) -> Router {
+    Router::new()
+        .route(
+            "/metrics",
+            get(|State(pool): State<PgPool>| async move { exposition(&pool).await }),
+        )
+        .with_state(pool)
+}
+
+async fn exposition(pool: &PgPool) -> impl IntoResponse + use<> {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::prometheus::render(pool).await,
+    )
+}
