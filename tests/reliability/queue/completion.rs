@@ -71,7 +71,10 @@ async fn a_panicking_attempt_is_an_internal_failure_and_frees_its_slot() {
     }
     let paths: Vec<String> = rx.requests().iter().map(|r| r.uri.clone()).collect();
     assert_eq!(paths.len(), 5, "{paths:?}");
-    assert!(paths.iter().all(|p| p.starts_with("/healthy?")), "{paths:?}");
+    assert!(
+        paths.iter().all(|p| p.starts_with("/healthy?")),
+        "{paths:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,9 +120,7 @@ async fn an_outcome_the_database_refuses_is_isolated_and_recorded_as_internal() 
     let mut bad = String::new();
     for status in 0..25 {
         let proposal = if status == 13 { victim } else { Uuid::new_v4() };
-        let v = app
-            .enqueue(status_of(partner, proposal, status % 12))
-            .await;
+        let v = app.enqueue(status_of(partner, proposal, status % 12)).await;
         for d in v["deliveries"].as_array().unwrap() {
             let id = d["id"].as_str().unwrap().to_string();
             if proposal == victim && d["endpoint_id"] == endpoints[1].as_str() {

@@ -63,14 +63,18 @@ async fn no_lease_expires_under_a_live_request_or_a_slow_completion() {
 
     // The partner answered, the completion is refused again and again; wait until the first
     // lease has been expired for 1.5 s (the reaper runs every 200 ms).
-    wait_until("the first lease to be long past", Duration::from_secs(20), || async {
-        sqlx::query_scalar::<_, bool>("SELECT now() > $1 + interval '1.5 s'")
-            .bind(first_lease)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap()
-            .then_some(())
-    })
+    wait_until(
+        "the first lease to be long past",
+        Duration::from_secs(20),
+        || async {
+            sqlx::query_scalar::<_, bool>("SELECT now() > $1 + interval '1.5 s'")
+                .bind(first_lease)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap()
+                .then_some(())
+        },
+    )
     .await;
     let refusals: i64 = sqlx::query_scalar("SELECT last_value FROM test_refusals")
         .fetch_one(&app.pool)
@@ -227,7 +231,11 @@ async fn a_completion_retried_after_its_commit_writes_each_attempt_row_once() {
     // The commit's answer was lost: the completer writes the same batch again.
     store::complete(&app.pool, &outcomes).await.unwrap();
 
-    assert_eq!(queue_rows(&app.pool).await, after_first, "state as after the first");
+    assert_eq!(
+        queue_rows(&app.pool).await,
+        after_first,
+        "state as after the first"
+    );
     for c in &claimed {
         assert_eq!(attempt_rows(&app.pool, &c.id.to_string()).await, 1);
     }

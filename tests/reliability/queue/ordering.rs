@@ -8,8 +8,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    enqueue_status, later_delivery_arrives, partner_with_endpoint, requests_for,
-    wait_for_attempts, wait_until,
+    enqueue_status, later_delivery_arrives, partner_with_endpoint, requests_for, wait_for_attempts,
+    wait_until,
 };
 use crate::helpers::{TestApp, spawn_app};
 use crate::receiver::{Receiver, Reply};
@@ -36,7 +36,10 @@ async fn a_canceled_in_flight_head_holds_its_successor_until_its_request_ended()
     let (partner, endpoint) = partner_with_endpoint(&app, &rx, json!({})).await;
     let shown = app.get(&format!("/v1/endpoints/{endpoint}")).await;
     let shown: serde_json::Value = shown.json().await.unwrap();
-    assert_eq!(shown["ordering"], "per_proposal", "the default for proposal.status");
+    assert_eq!(
+        shown["ordering"], "per_proposal",
+        "the default for proposal.status"
+    );
 
     let head = enqueue_status(&app, partner, proposal, 1).await;
     let first = rx.wait_for(1, Duration::from_secs(20)).await[0].clone();
@@ -84,19 +87,26 @@ async fn a_replay_or_cancel_racing_a_running_attempt_ends_in_one_consistent_stat
 
     // The replay is refused while the canceled attempt runs, then accepted.
     let refused = std::cell::Cell::new(0);
-    let accepted_at = wait_until("the replay to be accepted", Duration::from_secs(20), || async {
-        let r = replay(&app, &replayed).await;
-        match r.status().as_u16() {
-            202 => Some(Instant::now()),
-            409 => {
-                refused.set(refused.get() + 1);
-                None
+    let accepted_at = wait_until(
+        "the replay to be accepted",
+        Duration::from_secs(20),
+        || async {
+            let r = replay(&app, &replayed).await;
+            match r.status().as_u16() {
+                202 => Some(Instant::now()),
+                409 => {
+                    refused.set(refused.get() + 1);
+                    None
+                }
+                other => panic!("replay answered {other}: {}", r.text().await.unwrap()),
             }
-            other => panic!("replay answered {other}: {}", r.text().await.unwrap()),
-        }
-    })
+        },
+    )
     .await;
-    assert!(refused.get() > 0, "the first replay came while the attempt ran");
+    assert!(
+        refused.get() > 0,
+        "the first replay came while the attempt ran"
+    );
     assert!(
         accepted_at >= sent_at + HELD,
         "accepted {:?} after the request, before its answer",
@@ -126,17 +136,18 @@ async fn the_endpoints_current_ordering_governs() {
     let proposal = Uuid::new_v4();
     // The head of the proposal fails for as long as the test runs.
     rx.script_for("status=1&", vec![Reply::status(500); 1_000]);
-    let (partner, endpoint) =
-        partner_with_endpoint(&app, &rx, json!({"max_attempts": 100})).await;
+    let (partner, endpoint) = partner_with_endpoint(&app, &rx, json!({"max_attempts": 100})).await;
 
     let head = enqueue_status(&app, partner, proposal, 1).await;
     rx.wait_for(1, Duration::from_secs(20)).await;
     let next = enqueue_status(&app, partner, proposal, 2).await;
     // Held behind the failing head: the head is retried twice more, status 2 is not sent.
     let tries = requests_for(&rx, &head).len();
-    wait_until("two more tries of the head", Duration::from_secs(20), || async {
-        (requests_for(&rx, &head).len() >= tries + 2).then_some(())
-    })
+    wait_until(
+        "two more tries of the head",
+        Duration::from_secs(20),
+        || async { (requests_for(&rx, &head).len() >= tries + 2).then_some(()) },
+    )
     .await;
     assert!(requests_for(&rx, &next).is_empty(), "status 2 waits");
     assert_eq!(app.delivery(&next).await["state"], "pending");

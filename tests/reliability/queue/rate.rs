@@ -73,7 +73,10 @@ async fn rate_limit_per_s_is_validated_shown_and_removable() {
     let before = app.row_counts().await;
     for rate in &bad {
         let r = app
-            .post(&format!("/v1/partners/{partner}/endpoints"), &with(rate.clone()))
+            .post(
+                &format!("/v1/partners/{partner}/endpoints"),
+                &with(rate.clone()),
+            )
             .await;
         let status = r.status().as_u16();
         assert_names_rate(status, &r.json().await.unwrap());
@@ -98,7 +101,10 @@ async fn rate_limit_per_s_is_validated_shown_and_removable() {
     assert_eq!(show(r.json().await.unwrap()), 7);
     let r = app.patch(&path, &json!({"rate_limit_per_s": null})).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(show(app.get(&path).await.json().await.unwrap()), json!(null));
+    assert_eq!(
+        show(app.get(&path).await.json().await.unwrap()),
+        json!(null)
+    );
     for edge in [1, 100_000] {
         let r = app.patch(&path, &json!({"rate_limit_per_s": edge})).await;
         assert_eq!(show(r.json().await.unwrap()), edge);
