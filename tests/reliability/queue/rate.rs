@@ -7,7 +7,7 @@ use callbackd::startup::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::{enqueue_status, partner_with_endpoint};
+use super::{enqueue_status, partner_with_endpoint, wait_until};
 use crate::helpers::{TestDb, spawn_app, spawn_on};
 use crate::receiver::Receiver;
 
@@ -43,12 +43,16 @@ async fn two_workers_never_exceed_an_endpoints_rate_limit() {
             );
         }
     }
-    let delivered: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'delivered'")
-            .fetch_one(&api.pool)
-            .await
-            .unwrap();
-    assert_eq!(delivered, 20);
+    wait_until("all 20 delivered", Duration::from_secs(30), || async {
+        let delivered: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'delivered'")
+                .fetch_one(&api.pool)
+                .await
+                .unwrap();
+        (delivered == 20).then_some(())
+    })
+    .await;
+    assert_eq!(rx.requests().len(), 20, "each sent once");
 }
 
 fn assert_names_rate(status: u16, v: &Value) {
