@@ -22,7 +22,9 @@ use crate::receiver::{Receiver, Reply};
 /// (serialization_failure) while `test_hold.held` is true, counting refusals in the
 /// non-transactional sequence `test_refusals`. The completer retries such a batch with
 /// backoff, so the completion is delayed while the lease renewal (an UPDATE of `deliveries`
-/// only) and the reaper's lost-worker rows (which carry an error) go through.
+/// only) and the reaper's lost-worker rows (which carry an error) go through. A table lock
+/// on `delivery_attempts` would not do: it would block the reaper too, and so hide a lease
+/// that was not renewed.
 const HOLD_COMPLETIONS: &str = "
     CREATE TABLE test_hold (held boolean NOT NULL);
     INSERT INTO test_hold VALUES (true);
