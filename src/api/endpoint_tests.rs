@@ -120,7 +120,10 @@ fn with_hint(mut value: serde_json::Value, test: &EndpointTest) -> serde_json::V
     let kind = error_kind(test.error.as_deref(), test.status_code);
     if let Some(o) = value.as_object_mut() {
         o.insert("error_kind".into(), serde_json::json!(kind));
-        o.insert("hint".into(), serde_json::json!(kind.and_then(hints::hints)));
+        o.insert(
+            "hint".into(),
+            serde_json::json!(kind.and_then(hints::hints)),
+        );
     }
     value
 }

@@ -143,7 +143,10 @@ mod tests {
         for k in kinds() {
             let h = hints(k).unwrap();
             assert!(!h.en.is_empty() && !h.pt.is_empty() && h.en != h.pt, "{k}");
-            assert!(!h.en.contains('\n') && !h.pt.contains('\n'), "{k}: one line");
+            assert!(
+                !h.en.contains('\n') && !h.pt.contains('\n'),
+                "{k}: one line"
+            );
         }
         assert_eq!(hint("nope", Lang::En), None);
     }

@@ -77,10 +77,10 @@ fn is_status(s: &str) -> bool {
 /// code block (`# 201 {…}`).
 fn status_codes(doc: &str) -> BTreeSet<String> {
     let quoted = doc.split('`').skip(1).step_by(2);
-    let answered = split_code(doc)
-        .1
-        .into_iter()
-        .filter_map(|l| l.split_once("# ").map(|(_, c)| c.split(' ').next().unwrap_or_default()));
+    let answered = split_code(doc).1.into_iter().filter_map(|l| {
+        l.split_once("# ")
+            .map(|(_, c)| c.split(' ').next().unwrap_or_default())
+    });
     quoted
         .chain(answered)
         .filter(|s| is_status(s))
@@ -96,8 +96,14 @@ fn the_portuguese_guide_has_the_english_ones_structure() {
     assert_eq!(routes(&en), routes(&pt), "routes differ");
     assert!(routes(&en).len() >= 30, "{:?}", routes(&en));
     assert_eq!(status_codes(&en), status_codes(&pt), "status codes differ");
-    for code in ["200", "201", "204", "2xx", "401", "403", "404", "422", "503"] {
-        assert!(status_codes(&en).contains(code), "{code}: {:?}", status_codes(&en));
+    for code in [
+        "200", "201", "204", "2xx", "401", "403", "404", "422", "503",
+    ] {
+        assert!(
+            status_codes(&en).contains(code),
+            "{code}: {:?}",
+            status_codes(&en)
+        );
     }
 }
 
@@ -106,7 +112,10 @@ fn each_guide_names_every_status_and_every_hint_in_its_language() {
     let (en, pt) = (read("partners.md"), read("parceiros.md"));
     for id in 0..=11 {
         let name = ProposalStatus::new(id).unwrap().name();
-        assert!(en.contains(&format!("| {id} | {name} |")), "partners.md: {id} {name}");
+        assert!(
+            en.contains(&format!("| {id} | {name} |")),
+            "partners.md: {id} {name}"
+        );
     }
     // The Portuguese names of seed 002 (0 and 1 are not in it: see the guide's note).
     let seed_pt = [
@@ -121,11 +130,22 @@ fn each_guide_names_every_status_and_every_hint_in_its_language() {
         (11, "Pendente Pagamento"),
     ];
     for (id, name) in seed_pt {
-        assert!(pt.contains(&format!("| {id} | {name} |")), "parceiros.md: {id} {name}");
+        assert!(
+            pt.contains(&format!("| {id} | {name} |")),
+            "parceiros.md: {id} {name}"
+        );
     }
     for kind in kinds() {
         let row = |lang| format!("| `{kind}` | {} |", hint(kind, lang).unwrap());
-        assert!(en.contains(&row(Lang::En)), "partners.md lacks {}", row(Lang::En));
-        assert!(pt.contains(&row(Lang::Pt)), "parceiros.md lacks {}", row(Lang::Pt));
+        assert!(
+            en.contains(&row(Lang::En)),
+            "partners.md lacks {}",
+            row(Lang::En)
+        );
+        assert!(
+            pt.contains(&row(Lang::Pt)),
+            "parceiros.md lacks {}",
+            row(Lang::Pt)
+        );
     }
 }

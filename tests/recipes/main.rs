@@ -50,9 +50,12 @@ fn tampered(body: &[u8]) -> Vec<u8> {
 
 /// The JWT with its `exp` pushed a day later and the signature kept (a forger's edit).
 fn forged_token(authorization: &str) -> String {
-    let token = authorization.strip_prefix("Bearer ").expect("a bearer token");
+    let token = authorization
+        .strip_prefix("Bearer ")
+        .expect("a bearer token");
     let parts: Vec<&str> = token.split('.').collect();
-    let mut claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
     claims["exp"] = json!(claims["exp"].as_i64().unwrap() + 86_400);
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
     format!("Bearer {}.{payload}.{}", parts[0], parts[2])
@@ -88,11 +91,30 @@ fn cases(dir: &Path, scheme: &str, r: &Recorded, secret: &str, wrong: &str) -> V
     if scheme == "jwt" {
         // A JWT proves who sent the request, not what its body says: the recipe checks the
         // token; a forged claim breaks its signature.
-        let forged = write("forged", http_message(r, &r.body, Some(&forged_token(r.header("authorization").unwrap()))));
-        v.push(case("forged token", &forged, secret, None, "REJECT: bad signature"));
+        let forged = write(
+            "forged",
+            http_message(
+                r,
+                &r.body,
+                Some(&forged_token(r.header("authorization").unwrap())),
+            ),
+        );
+        v.push(case(
+            "forged token",
+            &forged,
+            secret,
+            None,
+            "REJECT: bad signature",
+        ));
     } else {
         let edited = write("tampered", http_message(r, &tampered(&r.body), None));
-        v.push(case("tampered body", &edited, secret, None, "REJECT: bad signature"));
+        v.push(case(
+            "tampered body",
+            &edited,
+            secret,
+            None,
+            "REJECT: bad signature",
+        ));
     }
     let unsigned = write("unsigned", http_message(r, &r.body, Some("Bearer x.y")));
     let expect_unsigned = if scheme == "jwt" {
@@ -101,13 +123,35 @@ fn cases(dir: &Path, scheme: &str, r: &Recorded, secret: &str, wrong: &str) -> V
         "REJECT: missing Authorization: HMAC"
     };
     if scheme != "standard-webhooks" {
-        v.push(case("no signature", &unsigned, secret, None, expect_unsigned));
+        v.push(case(
+            "no signature",
+            &unsigned,
+            secret,
+            None,
+            expect_unsigned,
+        ));
     }
-    v.push(case("wrong secret", &real, wrong, None, "REJECT: bad signature"));
-    let stale = if scheme == "jwt" { "REJECT: stale timestamp (token expired)" } else { "REJECT: stale timestamp" };
+    v.push(case(
+        "wrong secret",
+        &real,
+        wrong,
+        None,
+        "REJECT: bad signature",
+    ));
+    let stale = if scheme == "jwt" {
+        "REJECT: stale timestamp (token expired)"
+    } else {
+        "REJECT: stale timestamp"
+    };
     v.push(case("an hour later", &real, secret, Some(ts + 3600), stale));
     if scheme != "jwt" {
-        v.push(case("from the future", &real, secret, Some(ts - 3600), "REJECT: stale timestamp"));
+        v.push(case(
+            "from the future",
+            &real,
+            secret,
+            Some(ts - 3600),
+            "REJECT: stale timestamp",
+        ));
     }
     v.push(case("the real one", &real, secret, None, "ACCEPT"));
     v.push(case("its retry", &real, secret, None, "ACCEPT duplicate"));
@@ -118,7 +162,8 @@ fn cases(dir: &Path, scheme: &str, r: &Recorded, secret: &str, wrong: &str) -> V
 /// endpoint), captures them on a receiver, and runs every recipe in every language on them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_recipe_accepts_a_real_callback_and_rejects_forgeries() {
-    let work = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("recipes-{}", uuid::Uuid::new_v4()));
+    let work =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("recipes-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&work).unwrap();
     // Build first: a missing tool fails here, naming its package.
     let runners = tokio::task::spawn_blocking({
@@ -154,19 +199,43 @@ async fn every_recipe_accepts_a_real_callback_and_rejects_forgeries() {
     let got = rx.wait_for(2, Duration::from_secs(10)).await;
     let by_path = |p: &str| got.iter().find(|r| r.uri.starts_with(p)).unwrap().clone();
     let (hmac_req, jwt_req) = (by_path("/cb/hmac"), by_path("/cb/jwt"));
-    assert!(hmac_req.uri.contains("identifier=OP%2077%2F%C3%A7"), "{}", hmac_req.uri);
+    assert!(
+        hmac_req.uri.contains("identifier=OP%2077%2F%C3%A7"),
+        "{}",
+        hmac_req.uri
+    );
 
-    let wrong_webhook = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode([7u8; 32]));
+    let wrong_webhook = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+    );
     let schemes = [
-        ("hmac", &hmac_req, HMAC_SECRET.to_string(), "not-the-secret".to_string()),
-        ("standard-webhooks", &hmac_req, webhook_secret, wrong_webhook),
-        ("jwt", &jwt_req, JWT_SECRET.to_string(), "not-the-secret".to_string()),
+        (
+            "hmac",
+            &hmac_req,
+            HMAC_SECRET.to_string(),
+            "not-the-secret".to_string(),
+        ),
+        (
+            "standard-webhooks",
+            &hmac_req,
+            webhook_secret,
+            wrong_webhook,
+        ),
+        (
+            "jwt",
+            &jwt_req,
+            JWT_SECRET.to_string(),
+            "not-the-secret".to_string(),
+        ),
     ];
     let mut failures = vec![];
     let mut runs = 0;
     for runner in &runners {
         for (scheme, request, secret, wrong) in &schemes {
-            let seen = work.as_path().join(format!("seen-{}-{scheme}", runner.language));
+            let seen = work
+                .as_path()
+                .join(format!("seen-{}-{scheme}", runner.language));
             for c in cases(work.as_path(), scheme, request, secret, wrong) {
                 let (line, ok) = runner.verify(scheme, &c.file, &c.secret, c.now, &seen);
                 runs += 1;

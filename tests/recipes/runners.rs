@@ -44,10 +44,18 @@ pub fn all(work: &Path) -> Vec<Runner> {
     tool("python3", &["--version"], "python3", &[]);
     tool("node", &["--version"], "nodejs", &[]);
     tool("php", &["--version"], "php-cli", &[]);
-    tool("javac", &["-d", &work_s, &src("Verify.java")], "openjdk-17-jdk-headless", &[]);
+    tool(
+        "javac",
+        &["-d", &work_s, &src("Verify.java")],
+        "openjdk-17-jdk-headless",
+        &[],
+    );
     // Go builds with the standard library only: no module proxy, a cache of our own.
     let go_env = vec![
-        ("GOCACHE", work.join("gocache").to_string_lossy().into_owned()),
+        (
+            "GOCACHE",
+            work.join("gocache").to_string_lossy().into_owned(),
+        ),
         ("GO111MODULE", "off".to_string()),
         ("GOPROXY", "off".to_string()),
     ];

@@ -30,8 +30,16 @@ async fn test_callback(app: &TestApp, endpoint: &str) -> Value {
 
 fn assert_hint(outcome: &Value, kind: &str) {
     assert_eq!(outcome["error_kind"], kind, "{outcome}");
-    assert_eq!(outcome["hint"]["en"], hint(kind, Lang::En).unwrap(), "{outcome}");
-    assert_eq!(outcome["hint"]["pt"], hint(kind, Lang::Pt).unwrap(), "{outcome}");
+    assert_eq!(
+        outcome["hint"]["en"],
+        hint(kind, Lang::En).unwrap(),
+        "{outcome}"
+    );
+    assert_eq!(
+        outcome["hint"]["pt"],
+        hint(kind, Lang::Pt).unwrap(),
+        "{outcome}"
+    );
 }
 
 #[tokio::test]
@@ -68,7 +76,11 @@ async fn a_503_answer_comes_back_with_its_status_body_head_duration_and_hint() {
     let big = test_callback(&app, &endpoint).await;
     assert_eq!(big["status_code"], 500);
     let head = big["response_body"].as_str().unwrap();
-    assert!(!head.is_empty() && head.len() <= 4096, "{} bytes", head.len());
+    assert!(
+        !head.is_empty() && head.len() <= 4096,
+        "{} bytes",
+        head.len()
+    );
     assert_hint(&big, "http_5xx");
 
     // The recorded tests carry the same, newest first.
