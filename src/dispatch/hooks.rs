@@ -122,3 +122,4 @@ async fn recovery_pass(pool: PgPool, endpoints: Vec<Uuid>, per_second: u32, wake
         Err(e) => tracing::warn!(error = %e, "automatic replay after recovery failed"),
     }
 }
+

@@ -95,11 +95,7 @@ mod tests {
         );
         f.request_done(a);
         assert!(f.room(2).full.is_empty());
-        assert_eq!(
-            f.snapshot().len(),
-            3,
-            "leases are held until the outcome is written"
-        );
+        assert_eq!(f.snapshot().len(), 3, "leases are held until the outcome is written");
         f.written([ids[0]]);
         assert_eq!(f.snapshot().len(), 2);
     }

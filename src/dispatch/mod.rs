@@ -268,8 +268,7 @@ impl Dispatcher {
                     .unwrap_or_else(|| "unknown panic".into());
                 let _enter = span.enter();
                 tracing::error!(panic = %what, "the attempt panicked; recorded as an internal error");
-                let result =
-                    AttemptResult::failed(format!("internal: the attempt panicked: {what}"));
+                let result = AttemptResult::failed(format!("internal: the attempt panicked: {what}"));
                 self.conclude(&c, lease_token, result)
             }
         };

@@ -14,10 +14,7 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             code.starts_with("08")
-                || matches!(
-                    &*code,
-                    "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03"
-                )
+                || matches!(&*code, "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03")
         }),
         _ => false,
     }
