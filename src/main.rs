@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use callbackd::cli::{OperatorCommand, Output};
 use callbackd::config::Settings;
 use callbackd::crypto::SecretBox;
-use callbackd::startup::{Application, Role, prepare_database};
+use callbackd::startup::{Application, Role, StartupError, one_line, prepare_database};
 use callbackd::telemetry::{self, LogFormat};
 
 /// callbackd: sends your platform's notifications to your partners' callback URLs.
@@ -55,21 +55,28 @@ async fn main() -> ExitCode {
         "info,sqlx=warn"
     };
     telemetry::init(cli.log_format, default_filter);
+    let log_format = cli.log_format;
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("callbackd: {e:#}");
+            // One line a person can act on, on stderr. The text log (stdout) would only say
+            // it again; a JSON log gets it too, for whatever collects those lines.
+            let line = one_line(&e);
+            if log_format == LogFormat::Json {
+                tracing::error!("{line}");
+            }
+            eprintln!("callbackd: {line}");
             ExitCode::FAILURE
         }
     }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let settings = Settings::load(cli.config.as_deref()).map_err(StartupError::from)?;
     match cli.command {
         Command::Migrate => {
-            let secrets = SecretBox::from_setting(&settings.secret_key)?;
+            let secrets = SecretBox::from_setting(&settings.secret_key)
+                .map_err(|_| StartupError::MalformedSecretKey)?;
             prepare_database(&settings, &secrets).await?;
             println!("callbackd: database is migrated");
             Ok(())

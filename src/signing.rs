@@ -77,7 +77,10 @@ impl SigningKeys {
         self.keys.retain(|k| k.expires_at.is_none_or(|t| t > now));
         for k in &mut self.keys {
             if k.expires_at.is_none() {
-                k.expires_at = Some(now + grace);
+                k.expires_at = Some(
+                    now.checked_add_signed(grace)
+                        .unwrap_or(DateTime::<Utc>::MAX_UTC),
+                );
             }
         }
         self.keys.insert(

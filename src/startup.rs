@@ -16,6 +16,9 @@ use crate::crypto::SecretBox;
 use crate::dispatch::Dispatcher;
 use crate::store::{self, StoreError};
 
+mod error;
+pub use error::{StartupError, one_line};
+
 /// Which parts run in this process (`serve --role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Role {
@@ -45,23 +48,24 @@ pub struct Application {
 }
 
 /// Creates the database if needed, applies the migrations, checks the secret key.
-pub async fn prepare_database(settings: &Settings, secrets: &SecretBox) -> anyhow::Result<PgPool> {
-    let pool = store::connect(&settings.database_url, settings.database_max_connections)
+pub async fn prepare_database(
+    settings: &Settings,
+    secrets: &SecretBox,
+) -> Result<PgPool, StartupError> {
+    let url = &settings.database_url;
+    let pool = store::connect(url, settings.database_max_connections)
         .await
-        .with_context(|| {
-            format!(
-                "cannot reach PostgreSQL at {}",
-                crate::config::redact_url(&settings.database_url)
-            )
+        .map_err(|e| StartupError::store(url, e))?;
+    store::migrate(&pool)
+        .await
+        .map_err(|e| StartupError::Migrations {
+            url: crate::config::redact_url(url),
+            reason: e.to_string(),
         })?;
-    store::migrate(&pool).await.context("applying migrations")?;
     match store::verify_or_init_key(&pool, secrets).await {
         Ok(()) => Ok(pool),
-        Err(StoreError::Crypto(_)) => anyhow::bail!(
-            "CALLBACKD_SECRET_KEY is not the key this database's partner credentials were encrypted with; \
-             start with the original key"
-        ),
-        Err(e) => Err(e).context("checking the secret key"),
+        Err(StoreError::Crypto(_)) => Err(StartupError::WrongSecretKey),
+        Err(e) => Err(StartupError::store(url, e)),
     }
 }
 
@@ -69,7 +73,8 @@ impl Application {
     pub async fn build(settings: Settings, role: Role) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         crate::prometheus::install();
-        let secrets = SecretBox::from_setting(&settings.secret_key)?;
+        let secrets = SecretBox::from_setting(&settings.secret_key)
+            .map_err(|_| StartupError::MalformedSecretKey)?;
         let pool = prepare_database(&settings, &secrets).await?;
 
         let token_generated = settings.api_token.trim().is_empty();
@@ -84,7 +89,7 @@ impl Application {
         let (api, address) = if role.runs_api() {
             let listener = TcpListener::bind(settings.listen)
                 .await
-                .with_context(|| format!("cannot listen on {}", settings.listen))?;
+                .map_err(|e| StartupError::listen(settings.listen, e))?;
             let address = listener.local_addr()?;
             let router = api::router(ApiContext {
                 pool: pool.clone(),

@@ -32,9 +32,17 @@ pub enum ApiError {
         total: usize,
         items: Vec<BatchItemError>,
     },
+    /// The database is down, restarting or out of connections: 503, worth retrying.
+    #[error("{}", UNAVAILABLE)]
+    Unavailable(#[source] sqlx::Error),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
+
+const UNAVAILABLE: &str = "the database is unavailable; retry shortly";
+
+/// How long a client is told to wait before retrying a 503 (`Retry-After`, seconds).
+const RETRY_AFTER_S: &str = "1";
 
 /// One refused item of a batch: `{"index", "code", "message", "field"}`.
 #[derive(Debug, serde::Serialize)]
@@ -70,6 +78,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::NotFound(what),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Invalid(v) => ApiError::Invalid(v),
+            StoreError::Database(e) if crate::store::is_transient(&e) => ApiError::Unavailable(e),
             // SQLSTATE class 22 (data exception): a value PostgreSQL cannot store, such as a
             // NUL character in text or JSON. The client's input, so a 422, not a 500.
             StoreError::Database(sqlx::Error::Database(db))
@@ -103,12 +112,27 @@ impl IntoResponse for ApiError {
             ApiError::Invalid(_) | ApiError::BatchInvalid { .. } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
             }
+            ApiError::Unavailable(e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+            }
+            // A handler that wrapped a transient database error itself still answers 503.
+            ApiError::Internal(e) if transient_cause(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "database unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable")
+            }
             ApiError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
-        let mut error = json!({ "code": code, "message": self.to_string() });
+        // Never the underlying error's text: it may name hosts or SQL.
+        let message = if status == StatusCode::SERVICE_UNAVAILABLE {
+            UNAVAILABLE.to_string()
+        } else {
+            self.to_string()
+        };
+        let mut error = json!({ "code": code, "message": message });
         match &self {
             ApiError::Invalid(v) => error["field"] = json!(v.field),
             ApiError::BatchInvalid { items, .. } => error["items"] = json!(items),
@@ -121,6 +145,78 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from_static("Bearer"),
             );
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static(RETRY_AFTER_S),
+            );
+        }
         response
+    }
+}
+
+/// True when an internal error was caused by a transient database error somewhere down
+/// its chain (a `sqlx::Error` or a `StoreError` wrapping one).
+fn transient_cause(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .or_else(|| match cause.downcast_ref::<StoreError>() {
+                Some(StoreError::Database(db)) => Some(db),
+                _ => None,
+            })
+            .is_some_and(crate::store::is_transient)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(e: ApiError) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = e.into_response();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(axum::http::header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, retry_after, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_a_503_with_the_api_error_shape() {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for e in [
+            ApiError::from(sqlx::Error::PoolTimedOut),
+            ApiError::from(StoreError::Database(sqlx::Error::Io(io))),
+            // A handler that wrapped the database error into an internal one itself.
+            ApiError::Internal(anyhow::Error::from(sqlx::Error::PoolTimedOut).context("saving")),
+        ] {
+            let (status, retry_after, body) = answer(e).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(retry_after.as_deref(), Some("1"));
+            assert_eq!(
+                body,
+                json!({"error": {"code": "database_unavailable",
+                                  "message": "the database is unavailable; retry shortly"}})
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn other_database_errors_stay_internal_and_say_nothing_of_their_cause() {
+        let (status, retry_after, body) = answer(ApiError::from(sqlx::Error::Protocol(
+            "secret detail".into(),
+        )))
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(retry_after, None);
+        assert_eq!(
+            body,
+            json!({"error": {"code": "internal", "message": "internal error"}})
+        );
     }
 }

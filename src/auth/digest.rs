@@ -6,9 +6,8 @@
 //! it right away with `nc` counting up. A 401 with `stale=true` (or with a nonce other than
 //! the one we used) starts over once with the new challenge. All of this is one attempt.
 
-use std::sync::Mutex;
-
 use md5::Md5;
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -70,15 +69,22 @@ pub(crate) struct DigestState {
 }
 
 impl DigestState {
+    /// The challenge to answer and its next `nc`. After `ffffffff` (the most 8 hex digits
+    /// hold) the nonce is used up: the next request goes without credentials and gets a
+    /// fresh challenge.
     fn next(&self) -> Option<(Challenge, u32)> {
-        let mut current = self.current.lock().expect("digest state lock");
+        let mut current = self.current.lock();
         let (challenge, nc) = current.as_mut()?;
-        *nc += 1;
-        Some((challenge.clone(), *nc))
+        let Some(next) = nc.checked_add(1) else {
+            *current = None;
+            return None;
+        };
+        *nc = next;
+        Some((challenge.clone(), next))
     }
 
     fn start(&self, challenge: Challenge) -> u32 {
-        let mut current = self.current.lock().expect("digest state lock");
+        let mut current = self.current.lock();
         *current = Some((challenge, 1));
         1
     }
@@ -406,6 +412,30 @@ mod tests {
             v.contains(r#"response="8ca523f5e9506fed4657c9700eebdbec""#),
             "{v}"
         );
+    }
+
+    #[test]
+    fn nc_never_wraps_a_used_up_nonce_starts_over() {
+        let state = DigestState::default();
+        assert_eq!(state.next(), None, "no challenge yet");
+        assert_eq!(state.start(challenge(RFC_CHALLENGE)), 1);
+        assert_eq!(state.next().map(|(_, nc)| nc), Some(2));
+        state.current.lock().as_mut().unwrap().1 = u32::MAX - 1;
+        assert_eq!(state.next().map(|(_, nc)| nc), Some(u32::MAX));
+        assert_eq!(state.next(), None, "nonce used up");
+        assert_eq!(state.next(), None);
+        assert_eq!(state.start(challenge(RFC_CHALLENGE)), 1);
+    }
+
+    #[test]
+    fn any_challenge_text_parses_without_panicking() {
+        use proptest::prelude::*;
+        proptest!(|(header in "(?s).{0,80}")| {
+            let _ = parse_challenges(&header);
+        });
+        proptest!(|(header in r#"(Digest|Basic|,| |=|"|\\|[a-z]{1,4}|é)*"#)| {
+            let _ = parse_challenges(&header);
+        });
     }
 
     #[test]

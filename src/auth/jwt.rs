@@ -143,7 +143,8 @@ impl Jwt {
     fn mint(&self, key: &EncodingKey, now: i64) -> Result<String, jsonwebtoken::errors::Error> {
         let mut claims = self.claims.clone().unwrap_or_default();
         claims.insert("iat".into(), now.into());
-        claims.insert("exp".into(), (now + self.ttl() as i64).into());
+        let ttl = i64::try_from(self.ttl()).unwrap_or(i64::MAX);
+        claims.insert("exp".into(), now.saturating_add(ttl).into());
         claims.insert("jti".into(), uuid::Uuid::new_v4().to_string().into());
         if let Some(i) = &self.issuer {
             claims.insert("iss".into(), i.clone().into());

@@ -26,7 +26,10 @@ mod pem;
 mod secret;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -222,17 +225,22 @@ impl AuthConfig {
     /// Sends `request` with these credentials through `client` and returns the final
     /// response: for Digest after answering the challenge, for OAuth2 after getting a token
     /// (and one fresh token and one resend on a 401). Only the final outcome counts as the
-    /// attempt. `session` is this endpoint's state (see [`AuthSessions`]).
+    /// attempt. `session` is this endpoint's state (see [`AuthSessions`]). Getting an
+    /// OAuth2 token must end by `token_deadline` (see [`token_deadline`]).
     pub async fn send(
         &self,
         client: &reqwest::Client,
         mut request: reqwest::Request,
         session: &Session,
         guard: TargetGuard,
+        token_deadline: tokio::time::Instant,
     ) -> Result<reqwest::Response, SendError> {
         match self {
             AuthConfig::Digest(d) => d.send(client, request, &session.digest).await,
-            AuthConfig::OAuth2(o) => o.send(client, request, &session.oauth2, guard).await,
+            AuthConfig::OAuth2(o) => {
+                o.send(client, request, &session.oauth2, guard, token_deadline)
+                    .await
+            }
             _ => {
                 self.apply(&mut request)?;
                 Ok(client.execute(request).await?)
@@ -263,6 +271,19 @@ pub struct Session {
     oauth2: oauth2::TokenCache,
 }
 
+/// When the OAuth2 token request of an attempt that may take `timeout` from `start` must
+/// have ended: a little before the attempt does (a tenth of it, at most 250 ms), so that a
+/// token server that never finishes is reported as an `auth` failure and not mistaken for
+/// a slow callback receiver.
+pub fn token_deadline(start: tokio::time::Instant, timeout: Duration) -> tokio::time::Instant {
+    let margin = (timeout / 10).min(Duration::from_millis(250));
+    // Endpoint timeouts are at most minutes; the day bound only keeps the sum representable.
+    let budget = timeout
+        .min(Duration::from_secs(86_400))
+        .saturating_sub(margin);
+    start.checked_add(budget).unwrap_or(start)
+}
+
 /// A session and the fingerprint of the configuration it was made for.
 type FingerprintedSession = ([u8; 32], Arc<Session>);
 
@@ -277,7 +298,7 @@ impl AuthSessions {
     /// (after a PATCH, the old nonce or token must not be used with the new credentials).
     pub fn session_for(&self, endpoint_id: Uuid, auth: &AuthConfig) -> Arc<Session> {
         let stateful = matches!(auth, AuthConfig::Digest(_) | AuthConfig::OAuth2(_));
-        let mut map = self.by_endpoint.lock().expect("auth sessions lock");
+        let mut map = self.by_endpoint.lock();
         if !stateful {
             map.remove(&endpoint_id);
             return Arc::new(Session::default());

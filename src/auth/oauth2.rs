@@ -5,7 +5,8 @@
 //!   (`form-urlencode(client_id):form-urlencode(client_secret)`, RFC 6749 §2.3.1); `scope`
 //!   and `audience` go in the form when configured.
 //! - The token is cached per endpoint until shortly before `expires_in` runs out (5 minutes
-//!   when the server gives none). The cache is behind an async mutex held during the token
+//!   when the server gives none or an unreadable one; at most 24 hours, whatever it says:
+//!   see [`answer`]). The cache is behind an async mutex held during the token
 //!   request, so concurrent deliveries share one token request.
 //! - A 401 on the callback gets one fresh token (unless another delivery already replaced
 //!   the refused one) and one resend.
@@ -16,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+mod answer;
+
 use super::{Secret, SendError, TargetGuard, basic, check_non_empty, sensitive_header};
 use crate::model::ValidationError;
 use crate::netguard;
 
-/// Used when the token response has no `expires_in`.
-const DEFAULT_LIFETIME: Duration = Duration::from_secs(300);
 /// A token answer larger than this is refused.
 const MAX_TOKEN_RESPONSE: usize = 64 * 1024;
 
@@ -102,44 +103,63 @@ impl OAuth2 {
         mut request: reqwest::Request,
         cache: &TokenCache,
         guard: TargetGuard,
+        token_deadline: tokio::time::Instant,
     ) -> Result<reqwest::Response, SendError> {
         let resend = request.try_clone().ok_or_else(|| {
             SendError::Auth("auth: oauth2: the request body cannot be sent twice".into())
         })?;
-        let token = self.token(client, cache, None, guard).await?;
+        let token = self
+            .token(client, cache, None, guard, token_deadline)
+            .await?;
         set_bearer(&mut request, &token)?;
         let response = client.execute(request).await?;
         if response.status() != reqwest::StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
         drop(response);
-        let fresh = self.token(client, cache, Some(&token), guard).await?;
+        let fresh = self
+            .token(client, cache, Some(&token), guard, token_deadline)
+            .await?;
         let mut request = resend;
         set_bearer(&mut request, &fresh)?;
         Ok(client.execute(request).await?)
     }
 
     /// The cached token, or a new one when there is none, it is about to expire, or it is
-    /// `refused` (a token the partner answered 401 to).
+    /// `refused` (a token the partner answered 401 to). Waiting for another delivery's
+    /// token request counts too. Past `deadline` this is an `auth` failure: a token server
+    /// that never finishes its answer must not pass for a callback timeout.
     async fn token(
         &self,
         client: &reqwest::Client,
         cache: &TokenCache,
         refused: Option<&Secret>,
         guard: TargetGuard,
+        deadline: tokio::time::Instant,
     ) -> Result<Secret, SendError> {
-        let mut current = cache.current.lock().await;
-        if let Some(t) = current.as_ref()
-            && Instant::now() < t.refresh_at
-            && refused.is_none_or(|r| r != &t.value)
-        {
-            return Ok(t.value.clone());
-        }
-        *current = None;
-        let token = self.request_token(client, guard).await?;
-        let value = token.value.clone();
-        *current = Some(token);
-        Ok(value)
+        let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let get = async {
+            let mut current = cache.current.lock().await;
+            if let Some(t) = current.as_ref()
+                && Instant::now() < t.refresh_at
+                && refused.is_none_or(|r| r != &t.value)
+            {
+                return Ok(t.value.clone());
+            }
+            *current = None;
+            let token = self.request_token(client, guard).await?;
+            let value = token.value.clone();
+            *current = Some(token);
+            Ok(value)
+        };
+        tokio::time::timeout_at(deadline, get)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SendError::Auth(format!(
+                    "auth: oauth2 token endpoint: timeout: no token within {} ms",
+                    budget.as_millis()
+                )))
+            })
     }
 
     async fn request_token(
@@ -191,60 +211,28 @@ impl OAuth2 {
             .await
             .map_err(|e| fail(describe(&e)))?;
         let status = response.status();
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_TOKEN_RESPONSE as u64)
+        {
+            return Err(fail("answer larger than 64 KiB".into()));
+        }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| fail(describe(&e)))? {
-            body.extend_from_slice(&chunk);
-            if body.len() > MAX_TOKEN_RESPONSE {
+            if body.len() + chunk.len() > MAX_TOKEN_RESPONSE {
                 return Err(fail("answer larger than 64 KiB".into()));
             }
+            body.extend_from_slice(&chunk);
         }
-        let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-        let field = |k: &str| {
-            json.as_ref()
-                .and_then(|j| j.get(k))
-                .and_then(|v| v.as_str())
-                .map(|s| self.scrub(s))
-        };
-        if !status.is_success() {
-            let mut m = format!("answered {}", status.as_u16());
-            if let Some(e) = field("error") {
-                m.push_str(&format!(": {e}"));
-            }
-            if let Some(d) = field("error_description") {
-                m.push_str(&format!(" ({d})"));
-            }
-            return Err(fail(m));
-        }
-        let Some(json) = json else {
-            return Err(fail(format!(
-                "answered {} without a JSON body",
-                status.as_u16()
-            )));
-        };
-        let Some(access_token) = json.get("access_token").and_then(|v| v.as_str()) else {
-            return Err(fail("the answer has no access_token".into()));
-        };
-        if access_token.is_empty() {
-            return Err(fail("the answer has an empty access_token".into()));
-        }
-        if let Some(t) = json.get("token_type").and_then(|v| v.as_str())
-            && !t.eq_ignore_ascii_case("bearer")
-        {
-            return Err(fail(format!(
-                "token_type {:?} is not supported (only Bearer)",
-                self.scrub(t)
-            )));
-        }
-        let lifetime = match json.get("expires_in") {
-            Some(serde_json::Value::Number(n)) => n.as_f64().map(|s| s.max(0.0) as u64),
-            Some(serde_json::Value::String(s)) => s.trim().parse::<u64>().ok(),
-            _ => None,
-        }
-        .map(Duration::from_secs)
-        .unwrap_or(DEFAULT_LIFETIME);
+        let granted = answer::read(status, &body, |s| self.scrub(s)).map_err(fail)?;
+        let keep = granted
+            .lifetime
+            .saturating_sub(refresh_margin(granted.lifetime));
         Ok(Token {
-            value: Secret::from(access_token),
-            refresh_at: started + lifetime.saturating_sub(refresh_margin(lifetime)),
+            value: Secret::from(granted.access_token.as_str()),
+            // Cannot overflow once the lifetime is clamped; if it did, the token would
+            // serve this request only.
+            refresh_at: started.checked_add(keep).unwrap_or(started),
         })
     }
 

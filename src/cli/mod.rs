@@ -71,12 +71,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
         .acquire_timeout(std::time::Duration::from_secs(5))
         .connect_with(options)
         .await
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "cannot reach PostgreSQL at {}: {e}",
-                crate::config::redact_url(&settings.database_url)
-            )
-        })?;
+        .map_err(|e| crate::startup::StartupError::database(&settings.database_url, e))?;
     Ok(pool)
 }
 

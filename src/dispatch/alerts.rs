@@ -93,12 +93,16 @@ pub struct AlertBook {
     endpoints: HashMap<Uuid, EndpointBook>,
 }
 
+/// The longest interval or window the book works with: the settings have no upper bound,
+/// and an `Instant` plus anything longer may not be representable.
+const LONGEST: Duration = Duration::from_secs(365 * 86_400);
+
 impl AlertBook {
     pub fn new(streak_threshold: u64, min_interval: Duration, burst_window: Duration) -> Self {
         AlertBook {
             streak_threshold: streak_threshold.max(1),
-            min_interval,
-            burst_window,
+            min_interval: min_interval.min(LONGEST),
+            burst_window: burst_window.min(LONGEST),
             endpoints: HashMap::new(),
         }
     }
@@ -164,8 +168,8 @@ impl AlertBook {
                         let earliest = e
                             .last_sent
                             .get(&AlertKind::DeliveriesDead)
-                            .map(|t| *t + self.min_interval);
-                        let burst_end = now + self.burst_window;
+                            .and_then(|t| t.checked_add(self.min_interval));
+                        let burst_end = now.checked_add(self.burst_window).unwrap_or(now);
                         e.flush_at = Some(earliest.map_or(burst_end, |t| t.max(burst_end)));
                     }
                 }

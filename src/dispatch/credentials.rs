@@ -3,9 +3,10 @@
 //! once per endpoint change, not once per delivery.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use uuid::Uuid;
 
 use crate::auth::AuthConfig;
@@ -28,7 +29,7 @@ pub struct CredentialCache {
 
 impl CredentialCache {
     pub fn get(&self, secrets: &SecretBox, c: &Claimed) -> Result<Arc<Credentials>, String> {
-        let mut entries = self.entries.lock().expect("credential cache lock");
+        let mut entries = self.entries.lock();
         if let Some((at, creds)) = entries.get(&c.endpoint_id)
             && *at == c.endpoint_updated_at
         {

@@ -2,9 +2,10 @@
 //! with `auto_replay_dead_on_recovery` that answered 2xx.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::Mutex;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -47,7 +48,7 @@ impl Hooks {
         let mut due_now: Vec<Uuid> = Vec::new();
         let mut planned: Vec<(Uuid, Instant)> = Vec::new();
         {
-            let mut gates = self.gates.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut gates = self.gates.lock();
             for o in batch {
                 if !(o.auto_replay && o.next == Next::Delivered) {
                     continue;
@@ -97,7 +98,6 @@ impl Hooks {
                 tokio::time::sleep_until(at.into()).await;
                 if let Some(g) = gates
                     .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
                     .get_mut(&endpoint)
                 {
                     g.last = Instant::now();

@@ -5,7 +5,7 @@
 //! within `endpoint_concurrency`).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use uuid::Uuid;
 
@@ -71,8 +71,8 @@ impl InFlight {
         room
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.0.lock()
     }
 }
 

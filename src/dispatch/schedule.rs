@@ -1,6 +1,9 @@
 //! The retry schedule of CONTRACT §5: attempt n failed -> wait min(base * 2^(n-1), cap),
 //! up to 20 % less at random (so a partner's recovery is not met by a thundering herd),
 //! and never less than a 429/503 `Retry-After` (still capped).
+//!
+//! `Retry-After` comes from the partner, so it is read without trusting its size: a
+//! delta-seconds too large for a `u64` or a date centuries ahead is as good as "the cap".
 
 use std::time::{Duration, SystemTime};
 
@@ -19,7 +22,9 @@ impl RetryPolicy {
             .base_ms
             .saturating_mul(1u64.checked_shl(exponent).unwrap_or(u64::MAX))
             .min(self.max_ms);
-        let jittered = scheduled - (scheduled as f64 * 0.2 * jitter.clamp(0.0, 1.0)) as u64;
+        // `as u64` saturates (NaN gives 0) and the product is at most a fifth of `scheduled`.
+        let jittered =
+            scheduled.saturating_sub((scheduled as f64 * 0.2 * jitter.clamp(0.0, 1.0)) as u64);
         match retry_after {
             Some(ra) => jittered
                 .max(u64::try_from(ra.as_millis()).unwrap_or(u64::MAX))
@@ -29,11 +34,14 @@ impl RetryPolicy {
     }
 }
 
-/// Parses `Retry-After`: delta-seconds or an HTTP date (a date in the past means now).
+/// Parses `Retry-After` (RFC 9110 §10.2.3): delta-seconds or an HTTP date (a date in the
+/// past means now). Delta-seconds too large for a `u64` saturate (the policy caps them);
+/// anything else unreadable is `None` (the header is ignored).
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Only digits: a parse error can only be an overflow.
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -101,5 +109,59 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn hostile_retry_after_values_never_panic_and_end_at_the_cap() {
+        let now = httpdate::parse_http_date("Wed, 25 Nov 2026 20:00:00 GMT").unwrap();
+        let huge = parse_retry_after("99999999999999999999", now);
+        assert_eq!(huge, Some(Duration::from_secs(u64::MAX)));
+        assert_eq!(POLICY.delay_ms(1, 0.5, huge), POLICY.max_ms);
+        let far = parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now);
+        assert!(far.is_some_and(|d| d > Duration::from_secs(200 * 365 * 86_400)));
+        assert_eq!(POLICY.delay_ms(1, 0.5, far), POLICY.max_ms);
+        assert_eq!(
+            POLICY.delay_ms(1, 0.0, Some(Duration::MAX)),
+            POLICY.max_ms,
+            "more milliseconds than a u64 holds"
+        );
+        for garbage in [
+            "",
+            " ",
+            "-5",
+            "+5",
+            "1.5",
+            "1e9",
+            "0x10",
+            "NaN",
+            "inf",
+            "\u{0}",
+            "12 34",
+            "Wed, 25 Nov 10000 20:00:00 GMT",
+            "Wed, 32 Nov 2026 20:00:00 GMT",
+            "\u{663}\u{664}", // Arabic-Indic digits are not ASCII digits
+        ] {
+            assert_eq!(parse_retry_after(garbage, now), None, "{garbage:?}");
+        }
+        assert_eq!(
+            parse_retry_after(" 0 ", now),
+            Some(Duration::ZERO),
+            "whitespace around a number is fine"
+        );
+    }
+
+    #[test]
+    fn jitter_out_of_range_or_nan_and_a_huge_cap_stay_in_bounds() {
+        let wide = RetryPolicy {
+            base_ms: u64::MAX / 2,
+            max_ms: u64::MAX,
+        };
+        for j in [f64::NAN, f64::INFINITY, -1.0, 2.0, 0.999_999] {
+            let d = wide.delay_ms(64, j, None);
+            // At most a fifth less (give or take the f64 rounding of so large a number).
+            assert!(d >= u64::MAX / 10 * 7, "{j}: {d}");
+            let d = POLICY.delay_ms(1, j, None);
+            assert!((800..=1000).contains(&d), "{j}: {d}");
+        }
     }
 }

@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 use std::error::Error as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
 use uuid::Uuid;
 
 use super::schedule::parse_retry_after;
@@ -92,7 +93,7 @@ impl Sender {
             return Ok(self.client.clone());
         };
         let key = cert.identity_key();
-        let mut clients = self.identity_clients.lock().expect("identity clients lock");
+        let mut clients = self.identity_clients.lock();
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
@@ -114,6 +115,7 @@ impl Sender {
     ) -> AttemptResult {
         let started_at = Utc::now();
         let clock = Instant::now();
+        let token_deadline = crate::auth::token_deadline(tokio::time::Instant::now(), timeout);
         let outcome = async {
             let guard = if self.allow_private_targets {
                 TargetGuard::AllowPrivate
@@ -125,7 +127,9 @@ impl Sender {
             let client = self.client_for(auth)?;
             let session = self.sessions.session_for(endpoint_id, auth);
             let sent = tokio::time::timeout(timeout, async {
-                let response = auth.send(&client, request, &session, guard).await?;
+                let response = auth
+                    .send(&client, request, &session, guard, token_deadline)
+                    .await?;
                 Ok::<_, SendError>(read_head(response).await?)
             })
             .await;

@@ -136,10 +136,16 @@ impl Delivery {
     }
 
     pub async fn get(pool: &PgPool, id: Uuid) -> Result<DeliveryDetail> {
+        // One snapshot for the row and its attempts: a completion committing between two
+        // reads would show an attempt whose effect on the delivery is not there yet.
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
         let delivery: Delivery =
             sqlx::query_as(const_format::concatcp!(SELECT, " WHERE d.id = $1"))
                 .bind(id)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *tx)
                 .await?
                 .ok_or(StoreError::NotFound("delivery"))?;
         let attempt_log = sqlx::query_as(
@@ -150,8 +156,9 @@ impl Delivery {
              FROM delivery_attempts WHERE delivery_id = $1 ORDER BY id",
         )
         .bind(id)
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(DeliveryDetail {
             delivery: named(delivery),
             attempt_log,

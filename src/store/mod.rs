@@ -35,11 +35,11 @@ pub use queue::{
     reap_expired_leases, release_leases, renew_leases, replay_matching, sequence_arrivals,
 };
 pub use retention::{Purged, purge_batch};
-pub use transient::is_transient;
 
 use crate::model::ValidationError;
 
 pub use tokens::{NewToken, PartnerToken, TOKEN_PREFIX, TokenOwner};
+pub use transient::is_transient;
 
 /// The PostgreSQL channel that wakes the workers (also used by `callbackd_enqueue`).
 pub const WAKE_CHANNEL: &str = "callbackd_due";
@@ -104,11 +104,21 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool>
     let options: PgConnectOptions = database_url.parse()?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        // Bounds the wait for a connection, including opening one (sqlx retries a refused
+        // connect within it): with the server down, a request gets its 503 after this, not
+        // a hang. It leaves room inside the 5 s an API caller may wait.
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        // After a server restart every idle connection is dead: check each one before use
+        // (sqlx's default, stated here because the restart guarantee rests on it).
+        .test_before_acquire(true)
         .connect_with(options.application_name("callbackd"))
         .await?;
     Ok(pool)
 }
+
+/// How long anything waits for a database connection before it is told the database is
+/// unavailable.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub async fn migrate(pool: &PgPool) -> Result<()> {
     MIGRATOR.run(pool).await?;

@@ -198,3 +198,55 @@ async fn cancel_stops_a_pending_delivery() {
         .await;
     assert_eq!(r.status(), 409);
 }
+
+/// A `Retry-After` out of every range (delta-seconds beyond a u64, a date in year 9999)
+/// schedules the next attempt exactly `retry_max_ms` ahead: it is neither ignored (the
+/// shortest backoff) nor a panic (a delivery without outcome).
+#[tokio::test]
+async fn retry_after_out_of_range_is_clamped_to_the_retry_cap() {
+    const CAP_MS: i64 = 3000;
+    let app = spawn_app_with(|s| s.retry_max_ms = CAP_MS as u64).await;
+    let cases = ["99999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"];
+    let mut started = Vec::new();
+    for value in cases {
+        let rx = Receiver::start().await;
+        rx.script([Reply::status(503).with_header("retry-after", value)]);
+        let id = one_delivery(&app, &rx, json!({})).await;
+        started.push((value, rx, id));
+    }
+    // Both first attempts before either retry (which comes CAP_MS later).
+    for (value, _, id) in &started {
+        let d = loop {
+            let d = app.delivery(id).await;
+            if d["attempt_log"].as_array().unwrap().len() == 1 {
+                break d;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(d["state"], "pending", "{value}: {d:#}");
+        let at = |v: &Value| {
+            chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+                .unwrap()
+                .timestamp_millis()
+        };
+        let first = &d["attempt_log"][0];
+        assert_eq!(first["status_code"], 503);
+        // The delay counts from the attempt's completion, a few ms after it ended.
+        let ended = at(&first["started_at"]) + first["duration_ms"].as_i64().unwrap();
+        let ahead = at(&d["next_attempt_at"]) - ended;
+        assert!(
+            (CAP_MS..CAP_MS + 1000).contains(&ahead),
+            "{value}: next attempt {ahead} ms after the first ended: {d:#}"
+        );
+    }
+    for (value, rx, id) in &started {
+        let d = app.wait_for_state(id, "delivered", WAIT).await;
+        assert_eq!(d["attempts"], 2);
+        let got = rx.requests();
+        let gap = got[1].at.duration_since(got[0].at);
+        assert!(
+            gap >= Duration::from_millis(CAP_MS as u64 - 10),
+            "{value}: {gap:?}"
+        );
+    }
+}

@@ -13,6 +13,7 @@ mod digest;
 mod jwt;
 mod mtls;
 mod oauth2;
+mod oauth2_hostile;
 mod secrets;
 mod sigv4;
 mod static_schemes;

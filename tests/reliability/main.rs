@@ -8,6 +8,8 @@ mod helpers;
 mod receiver;
 
 mod api_hardening;
+mod cluster;
+mod db_restart;
 mod faults;
 mod process;
 mod props;
