@@ -24,8 +24,12 @@ chromium-driver    chromedriver         tests/console: drives Chromium over WebD
 prometheus         promtool             tests/observability: alert rules and dashboard against a real Prometheus; .ci/run: promtool check rules
 curl               curl                 tests/quickstart (runs the README's curl examples), .ci/schemathesis
 jq                 jq                   tests/quickstart: the README's examples read ids with jq
-python3            python3              .ci/schemathesis: schemathesis (from PyPI) runs on Python
+python3            python3              .ci/schemathesis: schemathesis (from PyPI) runs on Python; tests/recipes: docs/verify/verify.py
 python3-venv       python3:ensurepip    .ci/schemathesis: a virtualenv where the system Python refuses pip installs
+nodejs             node                 tests/recipes: runs docs/verify/verify.js
+openjdk-17-jdk-headless javac           tests/recipes: compiles and runs docs/verify/Verify.java
+golang-go          go                   tests/recipes: builds docs/verify/verify.go (standard library only)
+php-cli            php                  tests/recipes: runs docs/verify/verify.php
 TABLE
 )
 

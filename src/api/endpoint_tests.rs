@@ -11,7 +11,7 @@ use super::caller::Caller;
 use super::endpoints::visible;
 use super::{ApiContext, ApiError};
 use crate::dispatch::test_callback;
-use crate::model::{EventType, ValidationError};
+use crate::model::{EventType, ValidationError, error_kind, hints};
 use crate::store::{Endpoint, EndpointTest};
 
 pub fn router() -> Router<ApiContext> {
@@ -99,7 +99,9 @@ async fn test(
         )
         .await?;
     }
-    Ok(Json(serde_json::json!({
+    // What the partner's server answered (status, the first 4 KiB of its body, the time
+    // taken) and, when it failed, what to check.
+    let answer = serde_json::json!({
         "id": record.id,
         "delivered": record.delivered,
         "status_code": record.status_code,
@@ -108,7 +110,22 @@ async fn test(
         "event_type": record.event_type,
         "started_at": record.started_at,
         "response_body": record.response_body,
-    })))
+    });
+    Ok(Json(with_hint(answer, &record)))
+}
+
+/// Adds what a partner needs to fix a failed test: `error_kind` and its `hint` in both
+/// languages (`{"en", "pt"}`), both null for a success.
+fn with_hint(mut value: serde_json::Value, test: &EndpointTest) -> serde_json::Value {
+    let kind = error_kind(test.error.as_deref(), test.status_code);
+    if let Some(o) = value.as_object_mut() {
+        o.insert("error_kind".into(), serde_json::json!(kind));
+        o.insert(
+            "hint".into(),
+            serde_json::json!(kind.and_then(hints::hints)),
+        );
+    }
+    value
 }
 
 /// The endpoint's test callbacks, newest first (the last 100 are kept).
@@ -118,6 +135,11 @@ async fn tests(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let endpoint = visible(&ctx, caller, &id).await?;
-    let items = EndpointTest::list(&ctx.pool, endpoint.id).await?;
+    let items: Vec<serde_json::Value> = EndpointTest::list(&ctx.pool, endpoint.id)
+        .await?
+        .iter()
+        .map(|t| serde_json::to_value(t).map(|v| with_hint(v, t)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::Internal(e.into()))?;
     Ok(Json(serde_json::json!({ "items": items })))
 }

@@ -10,6 +10,60 @@ let cursor = null;
 // What GET /v1/me answered: {"role": "operator"} or {"role": "partner", "partner_id", ...}.
 let me = { role: "operator" };
 
+// The partner view in English and Portuguese: every fixed string by key. The language
+// comes from the switch, else the last choice, else the browser's language.
+const STRINGS = {
+  en: {
+    token: "Token", token_placeholder: "operator or partner token", connect: "Connect",
+    deliveries: "Deliveries", any_state: "any state", any_environment: "any environment",
+    partner_id: "partner id", endpoint_id: "endpoint id", event_type: "event type",
+    proposal: "proposal guid", since: "since (RFC 3339)", until: "until (RFC 3339)",
+    search: "Search", created: "created", state: "state", event: "event", status: "status",
+    attempts: "attempts", last_code: "last code", last_error: "last error", more: "More",
+    delivery: "Delivery", click_delivery: "Click a delivery to see its attempts.",
+    endpoints: "Endpoints and their health", partner: "partner", environment: "environment",
+    method: "method", enabled: "enabled", last_success: "last success",
+    failure_streak: "failure streak", pending: "pending", dead: "dead",
+    test_callback: "test callback", send_test: "Send test", sending: "sending…",
+    delivered: "delivered", failed: "failed", yes: "yes", no: "no", replay: "Replay",
+    cancel: "Cancel", replayed: "replayed", canceled: "canceled",
+    confirm_cancel: "Cancel this delivery? It will never be sent again.",
+    n_deliveries: "deliveries", operator: "operator", next_attempt: "next attempt",
+  },
+  pt: {
+    token: "Token", token_placeholder: "token de operador ou de parceiro", connect: "Conectar",
+    deliveries: "Entregas", any_state: "qualquer estado", any_environment: "qualquer ambiente",
+    partner_id: "id do parceiro", endpoint_id: "id do endpoint", event_type: "tipo de evento",
+    proposal: "guid da proposta", since: "desde (RFC 3339)", until: "até (RFC 3339)",
+    search: "Buscar", created: "criada", state: "estado", event: "evento", status: "status",
+    attempts: "tentativas", last_code: "último código", last_error: "último erro", more: "Mais",
+    delivery: "Entrega", click_delivery: "Clique numa entrega para ver as tentativas.",
+    endpoints: "Endpoints e sua saúde", partner: "parceiro", environment: "ambiente",
+    method: "método", enabled: "ativo", last_success: "último sucesso",
+    failure_streak: "falhas seguidas", pending: "pendentes", dead: "mortas",
+    test_callback: "callback de teste", send_test: "Enviar teste", sending: "enviando…",
+    delivered: "entregue", failed: "falhou", yes: "sim", no: "não", replay: "Reenviar",
+    cancel: "Cancelar", replayed: "reenviada", canceled: "cancelada",
+    confirm_cancel: "Cancelar esta entrega? Ela nunca mais será enviada.",
+    n_deliveries: "entregas", operator: "operador", next_attempt: "próxima tentativa",
+  },
+};
+let lang = localStorage.getItem("callbackd-lang") ||
+  (/^pt\b/i.test(navigator.language || "") ? "pt" : "en");
+
+function t(key) {
+  return STRINGS[lang][key] || STRINGS.en[key] || key;
+}
+
+function applyLanguage() {
+  document.documentElement.lang = lang === "pt" ? "pt-BR" : "en";
+  $("lang").value = lang;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll("[data-i18n-placeholder]")) {
+    el.placeholder = t(el.dataset.i18nPlaceholder);
+  }
+}
+
 function say(text, isError) {
   const m = $("message");
   m.textContent = text;
@@ -76,7 +130,7 @@ async function loadDeliveries(append) {
     }
     cursor = page.next_cursor;
     $("more").hidden = !cursor;
-    say(body.children.length + " deliveries");
+    say(body.children.length + " " + t("n_deliveries"));
   } catch (e) {
     say(e.message, true);
   }
@@ -94,7 +148,7 @@ async function showDelivery(id) {
       ["proposal", d.proposal], ["status", d.status === null ? null : d.status + " " + (d.status_name || "")],
       ["partner", d.partner_id], ["endpoint", d.endpoint_id],
       ["attempts", d.attempts + " (series " + d.series + ")"],
-      ["next attempt", d.state === "pending" ? when(d.next_attempt_at) : "-"],
+      [t("next_attempt"), d.state === "pending" ? when(d.next_attempt_at) : "-"],
       ["last error", d.last_error],
     ];
     for (const [k, v] of pairs) {
@@ -113,9 +167,9 @@ async function showDelivery(id) {
     if (d.state === "dead" || d.state === "canceled") {
       const b = document.createElement("button");
       b.id = "replay";
-      b.textContent = "Replay";
+      b.textContent = t("replay");
       b.addEventListener("click", async () => {
-        try { await api("POST", "/v1/deliveries/" + id + "/replay", {}); say("replayed"); }
+        try { await api("POST", "/v1/deliveries/" + id + "/replay", {}); say(t("replayed")); }
         catch (e) { say(e.message, true); }
         showDelivery(id); loadDeliveries(false);
       });
@@ -124,25 +178,25 @@ async function showDelivery(id) {
     if (d.state === "pending") {
       const b = document.createElement("button");
       b.id = "cancel";
-      b.textContent = "Cancel";
+      b.textContent = t("cancel");
       b.addEventListener("click", async () => {
-        if (!confirm("Cancel this delivery? It will never be sent again.")) return;
-        try { await api("POST", "/v1/deliveries/" + id + "/cancel", {}); say("canceled"); }
+        if (!confirm(t("confirm_cancel"))) return;
+        try { await api("POST", "/v1/deliveries/" + id + "/cancel", {}); say(t("canceled")); }
         catch (e) { say(e.message, true); }
         showDelivery(id); loadDeliveries(false);
       });
       actions.appendChild(b);
     }
     box.appendChild(actions);
-    const t = document.createElement("table");
-    t.id = "attempts";
+    const log = document.createElement("table");
+    log.id = "attempts";
     const head = document.createElement("tr");
     for (const h of ["series", "trigger", "attempt", "started", "ms", "code", "kind", "error", "response"]) {
       const th = document.createElement("th");
       th.textContent = h;
       head.appendChild(th);
     }
-    t.appendChild(head);
+    log.appendChild(head);
     for (const a of d.attempt_log) {
       const tr = document.createElement("tr");
       cell(tr, a.series); cell(tr, a.trigger); cell(tr, a.attempt); cell(tr, when(a.started_at));
@@ -150,9 +204,9 @@ async function showDelivery(id) {
       const pre = document.createElement("pre");
       pre.textContent = a.response_body || "";
       cell(tr, "").replaceChildren(pre);
-      t.appendChild(tr);
+      log.appendChild(tr);
     }
-    box.appendChild(t);
+    box.appendChild(log);
   } catch (e) {
     say(e.message, true);
   }
@@ -175,13 +229,27 @@ async function visiblePartners() {
 }
 
 async function testEndpoint(e, out) {
-  out.textContent = "sending…";
+  out.textContent = t("sending");
   try {
     const r = await api("POST", "/v1/endpoints/" + e.id + "/test", {});
-    out.textContent = (r.delivered ? "delivered" : "failed") +
+    out.textContent = (r.delivered ? t("delivered") : t("failed")) +
       (r.status_code ? " " + r.status_code : "") + (r.error ? " (" + r.error + ")" : "") +
       ", " + r.duration_ms + " ms";
     out.className = r.delivered ? "state-delivered" : "state-dead";
+    // What the partner's server answered, and what to check (the hint in this language).
+    const extra = document.createElement("div");
+    if (r.response_body) {
+      const pre = document.createElement("pre");
+      pre.textContent = r.response_body;
+      extra.appendChild(pre);
+    }
+    if (r.hint) {
+      const hint = document.createElement("div");
+      hint.className = "hint";
+      hint.textContent = r.error_kind + ": " + r.hint[lang];
+      extra.appendChild(hint);
+    }
+    out.appendChild(extra);
   } catch (err) {
     out.textContent = err.message;
     out.className = "state-dead";
@@ -200,10 +268,10 @@ async function loadEndpoints() {
         const tr = document.createElement("tr");
         tr.dataset.endpoint = e.id;
         cell(tr, p.name); cell(tr, e.environment); cell(tr, e.method); cell(tr, e.url);
-        cell(tr, e.enabled ? "yes" : "no"); cell(tr, when(h.last_success_at));
+        cell(tr, e.enabled ? t("yes") : t("no")); cell(tr, when(h.last_success_at));
         cell(tr, h.failure_streak); cell(tr, h.pending); cell(tr, h.dead, h.dead > 0 ? "state-dead" : "");
         const b = document.createElement("button");
-        b.textContent = "Send test";
+        b.textContent = t("send_test");
         b.className = "test-endpoint";
         const out = document.createElement("span");
         out.className = "muted";
@@ -376,7 +444,9 @@ async function whoAmI() {
     if (e.status === 401) throw e;
   }
   const partner = me.role === "partner";
-  $("who").textContent = partner ? "partner: " + ((me.partner && me.partner.name) || me.partner_id) : "operator";
+  $("who").textContent = partner
+    ? t("partner") + ": " + ((me.partner && me.partner.name) || me.partner_id)
+    : t("operator");
   const filter = $("filters").elements.namedItem("partner_id");
   filter.hidden = partner;
   if (partner) filter.value = "";
@@ -397,6 +467,13 @@ async function connect() {
   loadNames().then(() => { applyNames(document); loadOverview(); });
 }
 
+applyLanguage();
+$("lang").addEventListener("change", () => {
+  lang = $("lang").value;
+  localStorage.setItem("callbackd-lang", lang);
+  applyLanguage();
+  if (token) connect();
+});
 $("token").value = token;
 $("use-token").addEventListener("click", connect);
 $("filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadDeliveries(false); });

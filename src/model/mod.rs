@@ -4,6 +4,7 @@ pub mod catalog;
 mod delivery;
 mod endpoint;
 mod event;
+pub mod hints;
 mod notification;
 mod status;
 mod text;

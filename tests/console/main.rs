@@ -263,6 +263,67 @@ async fn with_a_partner_token_the_console_shows_only_that_partners_view() {
         .unwrap();
     let got = rx.wait_for(before + 1, Duration::from_secs(10)).await;
     assert_eq!(got[before].header("x-callback-test"), Some("true"));
+
+    // The language follows the browser's until the partner picks one.
+    let langs = c
+        .execute(
+            "return [navigator.language, document.documentElement.lang];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let expected = if langs[0].as_str().unwrap().starts_with("pt") {
+        "pt-BR"
+    } else {
+        "en"
+    };
+    assert_eq!(langs[1], expected, "{langs}");
+
+    // Switched to Portuguese: the page is in Portuguese, and a failed test shows what the
+    // partner's server answered and the Portuguese hint for its error kind.
+    c.find(Locator::Id("lang"))
+        .await
+        .unwrap()
+        .select_by_value("pt")
+        .await
+        .unwrap();
+    let button = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(
+            "//tbody[@id='endpoints']/tr[contains(., 'Acme Bank')]//button[.='Enviar teste']",
+        ))
+        .await
+        .expect("the endpoints are listed again, in Portuguese");
+    let heading = c
+        .find(Locator::Css("h2[data-i18n='deliveries']"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(heading, "Entregas");
+    rx.script([Reply::status(503).with_body("em manutenção")]);
+    button.click().await.unwrap();
+    let hint = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("tbody#endpoints .hint"))
+        .await
+        .expect("the failed test shows its hint");
+    assert_eq!(
+        hint.text().await.unwrap(),
+        format!(
+            "http_5xx: {}",
+            callbackd::model::hints::hint("http_5xx", callbackd::model::hints::Lang::Pt).unwrap()
+        )
+    );
+    let answer = c
+        .find(Locator::XPath(
+            "//tbody[@id='endpoints']//pre[contains(., 'em manutenção')]",
+        ))
+        .await;
+    assert!(answer.is_ok(), "the head of the answer is shown");
     c.close().await.unwrap();
 }
 
