@@ -13,6 +13,7 @@ mod db_restart;
 mod faults;
 mod process;
 mod props;
+mod queue_speed;
 mod receivers;
 mod retention;
 mod secrets;
