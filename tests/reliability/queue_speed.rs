@@ -33,6 +33,9 @@ fn assert_body(attempt: &Value, body: &str, lossy: bool) {
     assert_eq!(attempt["response_body_lossy"], lossy, "{attempt:#}");
 }
 
+/// A valid UTF-8 answer with multi-byte characters.
+const SHORT: &str = "falhou — tente às 10h ✓ (€ 1.000,00)";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partners_binary_answer_cannot_stop_completion() {
     // A short lease: a delivery whose outcome was never written would be sent again within
@@ -61,9 +64,17 @@ async fn a_partners_binary_answer_cannot_stop_completion() {
     let valid = Receiver::start().await;
     let long = format!("x{}", "é".repeat(3000));
     valid.always(Reply::status(200).with_body(&long));
-    let (valid_partner, _) = partner_at(&app, "Valid", &cb(&valid), once).await;
+    let (valid_partner, _) = partner_at(&app, "Valid", &cb(&valid), once.clone()).await;
+    // And a short one, with three-byte characters, on a 500.
+    let short = Receiver::start().await;
+    short.always(Reply::status(500).with_body(SHORT));
+    let (short_partner, _) = partner_at(&app, "ValidShort", &cb(&short), once).await;
     let mut hostile_ids = Vec::new();
-    for partner in hostile.iter().map(|(p, _)| *p).chain([valid_partner]) {
+    for partner in hostile
+        .iter()
+        .map(|(p, _)| *p)
+        .chain([valid_partner, short_partner])
+    {
         hostile_ids.push(enqueue_batched(&app, partner, &[Uuid::new_v4()]).await[0].clone());
     }
     // Every hostile answer is on its way back before the healthy load is enqueued.
@@ -123,6 +134,9 @@ async fn a_partners_binary_answer_cannot_stop_completion() {
     let a = only_attempt(&app, &hostile_ids[4], "delivered").await;
     // 4095 bytes: the character cut in two is dropped, and that is not a lossy body.
     assert_body(&a, &format!("x{}", "é".repeat(2047)), false);
+    let a = only_attempt(&app, &hostile_ids[5], "dead").await;
+    assert_eq!(a["status_code"], 500);
+    assert_body(&a, SHORT, false);
     for (_, seen) in &hostile {
         assert_eq!(seen.load(Ordering::SeqCst), 1, "one attempt each");
     }
