@@ -43,7 +43,8 @@ async fn wait_ready_status(api: &Api, want: u16, since: Instant, event: &str) ->
     }
 }
 
-/// A partner with one POST endpoint at `rx`, registered through `api`.
+/// A partner with one POST endpoint at `rx` with the default ordering, registered through
+/// `api`.
 async fn register_partner(api: &mut Api, rx: &Receiver) {
     let partner = api.post("/v1/partners", &json!({"name": "Acme"})).await;
     assert_eq!(partner.status, 201, "{}", partner.body);
@@ -52,10 +53,9 @@ async fn register_partner(api: &mut Api, rx: &Receiver) {
         .post(
             &format!("/v1/partners/{}/endpoints", api.partner),
             &json!({"environment": "production", "url": format!("{}/cb", rx.base),
-                    "method": "POST", "timeout_ms": 2000,
-                    // Per-proposal ordering has its own claim cost (issue 13, point 2); the
-                    // restart is what is measured here.
-                    "ordering": "none"}),
+                    // The default ordering (per_proposal for proposal.status): the
+                    // restart must keep numbering and releasing ordered deliveries too.
+                    "method": "POST", "timeout_ms": 2000}),
         )
         .await;
     assert_eq!(endpoint.status, 201, "{}", endpoint.body);

@@ -14,6 +14,7 @@ mod faults;
 mod process;
 mod props;
 mod queue;
+mod queue_speed;
 mod receivers;
 mod retention;
 mod secrets;

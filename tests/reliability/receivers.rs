@@ -44,7 +44,7 @@ fn assert_kind(attempt: &Value, kind: &str, prefix: &str) {
 }
 
 /// A raw TCP server: `serve` handles each accepted connection.
-async fn raw_server<F, Fut>(serve: F) -> String
+pub(crate) async fn raw_server<F, Fut>(serve: F) -> String
 where
     F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -60,7 +60,7 @@ where
     base
 }
 
-async fn read_request_head(socket: &mut tokio::net::TcpStream) {
+pub(crate) async fn read_request_head(socket: &mut tokio::net::TcpStream) {
     let mut buf = vec![0u8; 16 * 1024];
     let mut seen = Vec::new();
     while !seen.windows(4).any(|w| w == b"\r\n\r\n") {

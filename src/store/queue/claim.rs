@@ -54,27 +54,15 @@ const RATE_ALLOWS: &str = "CASE WHEN r.rate_limit_per_s IS NULL THEN 2147483647
           ELSE greatest(0, floor(r.rate_limit_per_s
                    * (1 - extract(epoch FROM r.rate_tat - now()))))::int8 END";
 
-/// Claims up to `limit` due deliveries for `lease_ms` under `lease_token`, respecting `room`
-/// and each endpoint's `rate_limit_per_s`. The attempt counter goes up here, so an attempt
-/// whose worker died still counts and a poison delivery cannot loop forever.
-pub async fn claim(
-    pool: &PgPool,
-    limit: i64,
-    lease_ms: i64,
-    lease_token: Uuid,
-    room: &EndpointRoom,
-) -> Result<Vec<Claimed>> {
-    let mut tx = pool.begin().await?;
-    // Statistics must not matter: an index probe with a LIMIT is always the right plan here,
-    // and a bitmap scan (chosen when the planner believes the queue is small) reads and sorts
-    // every ready row of an endpoint.
-    sqlx::query("SET LOCAL enable_bitmapscan = off")
-        .execute(&mut *tx)
-        .await?;
-    let claimed = sqlx::query_as(const_format::concatcp!(
-        "WITH RECURSIVE ",
-        HEADS,
-        ",
+/// The claim statement. Binds: `$1` limit (int8, most rows to take), `$2` lease in ms (int8),
+/// `$3` lease token (uuid), `$4` endpoints with no room (uuid[]), `$5` endpoints with some
+/// room (uuid[]) and `$6` their room (int4[], same order), `$7` room of any other endpoint
+/// (int4). Run it with `SET LOCAL enable_bitmapscan = off` (see [`claim`]). Public so its
+/// cost can be checked with `EXPLAIN (ANALYZE, BUFFERS)` (tests/reliability/queue_speed.rs).
+pub const CLAIM_SQL: &str = const_format::concatcp!(
+    "WITH RECURSIVE ",
+    HEADS,
+    ",
          rates AS (
              -- Rate-limited endpoints only, read under lock: the workers that claim for the
              -- same limited endpoint take turns, so the rate holds across processes.
@@ -86,8 +74,8 @@ pub async fn claim(
          due AS (
              SELECT h.endpoint_id, h.next_attempt_at AS oldest,
                     least(coalesce(k.room, $7), $1, ",
-        RATE_ALLOWS,
-        ") AS room
+    RATE_ALLOWS,
+    ") AS room
              FROM heads h
              JOIN endpoints e ON e.id = h.endpoint_id AND e.enabled
              LEFT JOIN rates r ON r.id = h.endpoint_id
@@ -132,24 +120,42 @@ pub async fn claim(
                    e.updated_at AS endpoint_updated_at, e.timeout_ms, e.max_attempts,
                    n.proposal, n.status, n.identifier, n.body::text AS body, d.sequence,
                    e.signing_sealed, e.auto_replay_dead_on_recovery AS auto_replay"
-    ))
-    .bind(limit)
-    .bind(lease_ms)
-    .bind(lease_token)
-    .bind(&room.full)
-    .bind(&room.partial)
-    .bind(&room.partial_room)
-    .bind(room.per_endpoint)
-    .fetch_all(&mut *tx)
-    .await?;
+);
+
+/// Claims up to `limit` due deliveries for `lease_ms` under `lease_token`, respecting `room`
+/// and each endpoint's `rate_limit_per_s`. The attempt counter goes up here, so an attempt
+/// whose worker died still counts and a poison delivery cannot loop forever.
+pub async fn claim(
+    pool: &PgPool,
+    limit: i64,
+    lease_ms: i64,
+    lease_token: Uuid,
+    room: &EndpointRoom,
+) -> Result<Vec<Claimed>> {
+    let mut tx = pool.begin().await?;
+    // Statistics must not matter: an index probe with a LIMIT is always the right plan here,
+    // and a bitmap scan (chosen when the planner believes the queue is small) reads and sorts
+    // every ready row of an endpoint.
+    sqlx::query("SET LOCAL enable_bitmapscan = off")
+        .execute(&mut *tx)
+        .await?;
+    let claimed = sqlx::query_as(CLAIM_SQL)
+        .bind(limit)
+        .bind(lease_ms)
+        .bind(lease_token)
+        .bind(&room.full)
+        .bind(&room.partial)
+        .bind(&room.partial_room)
+        .bind(room.per_endpoint)
+        .fetch_all(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(claimed)
 }
 
-/// Milliseconds until the next ready delivery of an enabled endpoint not in `full` is due (0
-/// if one is due now), counting each endpoint's rate, or None when nothing is ready.
-pub async fn next_due_in_ms(pool: &PgPool, full: &[Uuid]) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar(const_format::concatcp!(
+/// The statement of [`next_due_in_ms`]. Binds: `$1` endpoints with no room (uuid[]). Public
+/// so its cost can be checked with `EXPLAIN (ANALYZE, BUFFERS)`.
+pub const NEXT_DUE_SQL: &str = const_format::concatcp!(
         "WITH RECURSIVE ",
         HEADS,
         "
@@ -160,8 +166,13 @@ pub async fn next_due_in_ms(pool: &PgPool, full: &[Uuid]) -> Result<Option<i64>>
          FROM heads h JOIN endpoints e ON e.id = h.endpoint_id AND e.enabled
          WHERE h.endpoint_id <> ALL ($1::uuid[])
          HAVING count(*) > 0"
-    ))
-    .bind(full)
-    .fetch_optional(pool)
-    .await?)
+);
+
+/// Milliseconds until the next ready delivery of an enabled endpoint not in `full` is due (0
+/// if one is due now), counting each endpoint's rate, or None when nothing is ready.
+pub async fn next_due_in_ms(pool: &PgPool, full: &[Uuid]) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(NEXT_DUE_SQL)
+        .bind(full)
+        .fetch_optional(pool)
+        .await?)
 }
