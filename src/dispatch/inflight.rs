@@ -4,8 +4,8 @@
 //! `store::release_leases`), and the requests on the wire per endpoint (so the claim can keep
 //! within `endpoint_concurrency`).
 
-use std::collections::HashMap;
 use parking_lot::Mutex;
+use std::collections::HashMap;
 
 use uuid::Uuid;
 
