@@ -158,6 +158,17 @@ async fn write_isolated(pool: &PgPool, items: &[GroupItem<'_>]) -> Vec<Reply> {
                     answers[i] = Some(reply(w));
                 }
             }
+            // The database is down or the group lost a race: each caller gets the 503 it can
+            // retry on, as a single enqueue would.
+            Err(e) if crate::store::is_transient(&e) => {
+                tracing::warn!(error = %e, items = range.len(), "enqueue group: database unavailable");
+                let text = e.to_string();
+                for i in range {
+                    answers[i] = Some(Err(ApiError::Unavailable(sqlx::Error::Protocol(
+                        text.clone(),
+                    ))));
+                }
+            }
             Err(e) if blames_the_data(&e) && range.len() > 1 => {
                 let mid = range.start + range.len() / 2;
                 // Popped last first: the first half is written first.

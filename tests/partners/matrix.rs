@@ -170,6 +170,9 @@ fn cases() -> Vec<Case> {
         c("GET", "/v1/audit", Operator, 200, |t| {
             (format!("/v1/audit?partner_id={}", t.partner), None)
         }),
+        c("GET", "/v1/stats/timeline", Operator, 200, |_| {
+            ("/v1/stats/timeline?window=1h".to_string(), None)
+        }),
     ]
 }
 
