@@ -89,12 +89,8 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
     for s in scenarios {
         let report = match s {
             Scenario::Burst => scenarios::burst(&settings, &args, Burst::Spread).await?,
-            Scenario::SlowPartner => {
-                scenarios::burst(&settings, &args, Burst::SlowPartner).await?
-            }
-            Scenario::OneEndpoint => {
-                scenarios::burst(&settings, &args, Burst::OneEndpoint).await?
-            }
+            Scenario::SlowPartner => scenarios::burst(&settings, &args, Burst::SlowPartner).await?,
+            Scenario::OneEndpoint => scenarios::burst(&settings, &args, Burst::OneEndpoint).await?,
             Scenario::DisabledBacklog => {
                 scenarios::burst(&settings, &args, Burst::DisabledBacklog).await?
             }

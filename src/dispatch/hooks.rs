@@ -96,10 +96,7 @@ impl Hooks {
             let wake = wake.clone();
             tokio::spawn(async move {
                 tokio::time::sleep_until(at.into()).await;
-                if let Some(g) = gates
-                    .lock()
-                    .get_mut(&endpoint)
-                {
+                if let Some(g) = gates.lock().get_mut(&endpoint) {
                     g.last = Instant::now();
                     g.planned = false;
                 }
@@ -122,4 +119,3 @@ async fn recovery_pass(pool: PgPool, endpoints: Vec<Uuid>, per_second: u32, wake
         Err(e) => tracing::warn!(error = %e, "automatic replay after recovery failed"),
     }
 }
-

@@ -4,8 +4,8 @@
 //! `store::release_leases`), and the requests on the wire per endpoint (so the claim can keep
 //! within `endpoint_concurrency`).
 
-use std::collections::HashMap;
 use parking_lot::Mutex;
+use std::collections::HashMap;
 
 use uuid::Uuid;
 
@@ -95,7 +95,11 @@ mod tests {
         );
         f.request_done(a);
         assert!(f.room(2).full.is_empty());
-        assert_eq!(f.snapshot().len(), 3, "leases are held until the outcome is written");
+        assert_eq!(
+            f.snapshot().len(),
+            3,
+            "leases are held until the outcome is written"
+        );
         f.written([ids[0]]);
         assert_eq!(f.snapshot().len(), 2);
     }

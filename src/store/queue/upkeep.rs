@@ -10,12 +10,10 @@ use super::complete::release_next;
 /// Numbers up to `max_rows` committed arrivals (arriving → waiting | ready) and returns how
 /// many it numbered. See `callbackd_sequence_arrivals()` in migrations/0011.
 pub async fn sequence_arrivals(pool: &PgPool, max_rows: i32) -> Result<i32> {
-    Ok(
-        sqlx::query_scalar("SELECT callbackd_sequence_arrivals($1)")
-            .bind(max_rows)
-            .fetch_one(pool)
-            .await?,
-    )
+    Ok(sqlx::query_scalar("SELECT callbackd_sequence_arrivals($1)")
+        .bind(max_rows)
+        .fetch_one(pool)
+        .await?)
 }
 
 /// Deliveries whose lease expired: their worker stopped renewing it, so it is gone (or cut
