@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::cluster::Cluster;
-use crate::process::{self, Proc};
+use crate::process;
 use crate::receiver::Receiver;
 use traffic::{
     ANSWER_BOUND, Api, Ledger, assert_alive, assert_unavailable, enqueue_stream, received,
