@@ -19,6 +19,7 @@ NEEDS=$(cat <<'TABLE'
 # package          provides             needed by
 build-essential    cc                   every test target: aws-lc-sys (TLS and JWT crypto) compiles C
 postgresql         pg_ctlcluster        every test: one fresh database per test on 127.0.0.1:5432
+pgbouncer          pgbouncer            tests/scaleout: the fleet of processes through PgBouncer
 chromium           chromium             tests/console: the operator console in headless Chromium
 chromium-driver    chromedriver         tests/console: drives Chromium over WebDriver
 prometheus         promtool             tests/observability: alert rules and dashboard against a real Prometheus; .ci/run: promtool check rules

@@ -37,6 +37,7 @@ pub struct Settings {
     pub claim_batch: usize,
     pub poll_interval_ms: u64,
     pub database_max_connections: u32,
+    pub session_database_url: String,
     pub shutdown_grace_s: u64,
     pub production_requires_https: bool,
     pub retention_days: u32,
@@ -55,6 +56,10 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("database_url", &redact_url(&self.database_url))
+            .field(
+                "session_database_url",
+                &redact_url(&self.session_database_url),
+            )
             .field("listen", &self.listen)
             .field("metrics_listen", &self.metrics_listen)
             .field("api_token", &"<redacted>")
@@ -80,8 +85,11 @@ impl std::fmt::Debug for Settings {
     }
 }
 
-/// A database URL with its password replaced, fit for logs.
+/// A URL with its password replaced, fit for logs (database URLs with several hosts too).
 pub fn redact_url(raw: &str) -> String {
+    if raw.starts_with("postgres") {
+        return crate::store::hosts::redact(raw);
+    }
     match url::Url::parse(raw) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));
@@ -205,10 +213,18 @@ impl Settings {
         if self.database_max_connections < 2 {
             return invalid("database_max_connections", "must be at least 2");
         }
-        url::Url::parse(&self.database_url).map_err(|e| ConfigError::Invalid {
+        crate::store::hosts::parse(&self.database_url).map_err(|e| ConfigError::Invalid {
             key: "database_url",
             message: e.to_string(),
         })?;
+        if !self.session_database_url.is_empty() {
+            crate::store::hosts::parse(&self.session_database_url).map_err(|e| {
+                ConfigError::Invalid {
+                    key: "session_database_url",
+                    message: e.to_string(),
+                }
+            })?;
+        }
         Ok(())
     }
 
@@ -322,6 +338,46 @@ mod tests {
         s.database_url = "postgres://u:pw-very-secret@h/db".into();
         let shown = format!("{s:?}");
         assert!(!shown.contains("very-secret"), "{shown}");
+    }
+
+    #[test]
+    fn pooler_and_failover_settings_come_from_the_environment() {
+        let defaults = Settings::defaults();
+        assert!(defaults.session_database_url.is_empty());
+        let env = [
+            (
+                "DATABASE_URL",
+                "postgres://u:pw-very-secret@h1:6432,h2:6432/db",
+            ),
+            (
+                "CALLBACKD_SESSION_DATABASE_URL",
+                "postgres://u:pw-very-secret@h1:5432,h2:5432/db",
+            ),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let s = Settings::load_with_env(None, env).unwrap();
+        assert_eq!(
+            s.session_database_url,
+            "postgres://u:pw-very-secret@h1:5432,h2:5432/db"
+        );
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("very-secret"), "{shown}");
+        assert!(shown.contains("h1:6432,h2:6432"), "{shown}");
+    }
+
+    #[test]
+    fn a_bad_host_list_is_a_clear_error() {
+        for (key, var) in [
+            ("database_url", "DATABASE_URL"),
+            ("session_database_url", "CALLBACKD_SESSION_DATABASE_URL"),
+        ] {
+            let env = [(
+                var.to_string(),
+                "postgres://h1:5432,h2:99999/db".to_string(),
+            )];
+            let err = Settings::load_with_env(None, env).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("h2:99999"), "{err}");
+        }
     }
 
     #[test]

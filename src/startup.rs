@@ -54,18 +54,49 @@ pub async fn prepare_database(
     settings: &Settings,
     secrets: &SecretBox,
 ) -> Result<PgPool, StartupError> {
+    Ok(prepare_databases(settings, secrets).await?.pool)
+}
+
+/// The pools of a process.
+pub struct Databases {
+    /// Everything that runs in a transaction or a single statement (maybe pooled).
+    pub pool: PgPool,
+    /// Where workers LISTEN: the session pool, or `pool` when there is none.
+    pub listen: PgPool,
+}
+
+/// As [`prepare_database`], with the session pool (`session_database_url`) when set.
+pub async fn prepare_databases(
+    settings: &Settings,
+    secrets: &SecretBox,
+) -> Result<Databases, StartupError> {
     let url = &settings.database_url;
+    let session_url = &settings.session_database_url;
+    // A direct connection for LISTEN and the migration lock: small, and never pooled.
+    let session = if session_url.is_empty() {
+        None
+    } else {
+        let pool = store::connect(session_url, 2)
+            .await
+            .map_err(|e| StartupError::store(session_url, e))?;
+        Some((session_url, pool))
+    };
     let pool = store::connect(url, settings.database_max_connections)
         .await
         .map_err(|e| StartupError::store(url, e))?;
-    store::migrate(&pool)
+    let (migrate_url, migrate_pool) = match &session {
+        Some((u, p)) => (*u, p),
+        None => (url, &pool),
+    };
+    store::migrate(migrate_pool)
         .await
         .map_err(|e| StartupError::Migrations {
-            url: crate::config::redact_url(url),
+            url: crate::config::redact_url(migrate_url),
             reason: e.to_string(),
         })?;
+    let listen = session.map_or_else(|| pool.clone(), |(_, p)| p);
     match store::verify_or_init_key(&pool, secrets).await {
-        Ok(()) => Ok(pool),
+        Ok(()) => Ok(Databases { pool, listen }),
         Err(StoreError::Crypto(_)) => Err(StartupError::WrongSecretKey),
         Err(e) => Err(StartupError::store(url, e)),
     }
@@ -77,7 +108,7 @@ impl Application {
         crate::prometheus::install();
         let secrets = SecretBox::from_setting(&settings.secret_key)
             .map_err(|_| StartupError::MalformedSecretKey)?;
-        let pool = prepare_database(&settings, &secrets).await?;
+        let Databases { pool, listen } = prepare_databases(&settings, &secrets).await?;
 
         let token_generated = settings.api_token.trim().is_empty();
         let api_token: Arc<str> = if token_generated {
@@ -114,11 +145,9 @@ impl Application {
             None => None,
         };
         let dispatcher = if role.runs_worker() {
-            Some(Arc::new(Dispatcher::new(
-                pool.clone(),
-                settings.clone(),
-                secrets.clone(),
-            )?))
+            Some(Arc::new(
+                Dispatcher::new(pool.clone(), settings.clone(), secrets.clone())?.listen_on(listen),
+            ))
         } else {
             None
         };

@@ -49,6 +49,8 @@ const SEQUENCE_BATCH: i32 = 1000;
 
 pub struct Dispatcher {
     pool: PgPool,
+    /// Where to LISTEN: a session, direct when `pool` goes through a pooler.
+    listen: PgPool,
     settings: Arc<Settings>,
     secrets: SecretBox,
     sender: Sender,
@@ -68,6 +70,7 @@ impl Dispatcher {
                 base_ms: settings.retry_base_ms,
                 max_ms: settings.retry_max_ms,
             },
+            listen: pool.clone(),
             pool,
             settings,
             secrets,
@@ -75,6 +78,12 @@ impl Dispatcher {
             credentials: Default::default(),
             in_flight: Arc::default(),
         })
+    }
+
+    /// LISTENs on `listen` instead of the pool (a direct connection behind a pooler).
+    pub fn listen_on(mut self, listen: PgPool) -> Self {
+        self.listen = listen;
+        self
     }
 
     /// Runs until `shutdown` fires, then stops claiming and waits up to
@@ -94,7 +103,7 @@ impl Dispatcher {
             hooks,
         ));
         let listener = tokio::spawn(wakeup::run(
-            self.pool.clone(),
+            self.listen.clone(),
             self.wake.clone(),
             shutdown.clone(),
         ));

@@ -21,6 +21,8 @@ use crate::store::WAKE_CHANNEL;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// Listens on `pool`'s host; it follows a failover, since `PgListener` reconnects through
+/// the pool, whose target the failover monitor moves.
 pub async fn run(pool: PgPool, wake: Arc<Notify>, shutdown: CancellationToken) {
     let mut state = Reconnect::default();
     loop {

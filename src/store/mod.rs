@@ -6,8 +6,10 @@ mod cursor;
 mod deliveries;
 mod endpoint_tests;
 mod endpoints;
+mod failover;
 mod group_commit;
 mod health;
+pub mod hosts;
 mod keyring;
 mod notifications;
 mod partners;
@@ -19,7 +21,7 @@ mod transient;
 use std::time::Duration;
 
 use sqlx::migrate::MigrateDatabase;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres};
 
 pub use audit::{AuditEntry, AuditRecord, mask_secrets};
@@ -62,6 +64,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
+    #[error("database URL: {0}")]
+    Url(#[from] hosts::HostsError),
 }
 
 impl StoreError {
@@ -94,17 +98,26 @@ pub(crate) fn classify(e: sqlx::Error) -> StoreError {
     StoreError::Database(e)
 }
 
-/// Creates the database if it is missing (racing starters are fine), then connects.
+/// Creates the database if it is missing (racing starters are fine), then connects to the
+/// first host of `database_url` that accepts writes (several hosts: see [`hosts`]), and
+/// follows the writable host when there are several.
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool> {
-    if !Postgres::database_exists(database_url).await? {
-        match Postgres::create_database(database_url).await {
+    let targets = hosts::parse(database_url)?;
+    // With no host writable now, the first one is the target: the errors then say why.
+    let first = match targets.urls.len() {
+        1 => 0,
+        _ => failover::find(&targets).await.unwrap_or(0),
+    };
+    let url = &targets.urls[first];
+    if !Postgres::database_exists(url).await? {
+        match Postgres::create_database(url).await {
             Ok(()) => tracing::info!("created database"),
             // 42P04 duplicate_database: another process created it first.
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
             Err(e) => return Err(e.into()),
         }
     }
-    let options: PgConnectOptions = database_url.parse()?;
+    let check_writable = targets.attrs == hosts::SessionAttrs::ReadWrite;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         // Bounds the wait for a connection, including opening one (sqlx retries a refused
@@ -114,8 +127,22 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool>
         // After a server restart every idle connection is dead: check each one before use
         // (sqlx's default, stated here because the restart guarantee rests on it).
         .test_before_acquire(true)
-        .connect_with(options.application_name("callbackd"))
+        // A standby never gets a connection that is meant to write (after a failover the
+        // pool's target may name one until the monitor moves it).
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if check_writable && !failover::writable(conn).await? {
+                    tracing::warn!("refusing a connection to a read-only host (a standby)");
+                    return Err(failover::read_only_error());
+                }
+                Ok(())
+            })
+        })
+        .connect_with(failover::options(url)?)
         .await?;
+    if targets.urls.len() > 1 {
+        failover::spawn_monitor(pool.clone(), targets);
+    }
     Ok(pool)
 }
 
@@ -123,6 +150,9 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool>
 /// unavailable.
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Applies the migrations. sqlx serializes concurrent migrators with a session advisory
+/// lock: give it a session (`session_database_url` behind a pooler), since through a
+/// transaction pooler the lock and its unlock may land on different server connections.
 pub async fn migrate(pool: &PgPool) -> Result<()> {
     MIGRATOR.run(pool).await?;
     Ok(())

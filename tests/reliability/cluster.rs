@@ -3,7 +3,7 @@
 //! port, trust authentication on localhost (replication included, for standbys), and dropped
 //! with its files when the [`Cluster`] is dropped, even when the test fails.
 
-#![allow(dead_code)] // helpers for the failover tests to come (a primary and a standby)
+#![allow(dead_code)] // shared by the reliability and scaleout test targets
 
 use std::process::Command;
 use std::time::Duration;
@@ -78,6 +78,101 @@ impl Cluster {
         self.ctl("start")
             .await
             .unwrap_or_else(|e| panic!("start: {e}"));
+    }
+
+    /// A streaming standby of `primary`: a new cluster whose data directory is replaced by
+    /// `pg_basebackup -R` of the primary (so it starts in recovery, streaming from it).
+    /// Returns once the primary sees it streaming.
+    pub async fn standby_of(primary: &Cluster) -> Cluster {
+        let standby = Cluster {
+            name: format!("cbtest_{}", &Uuid::new_v4().simple().to_string()[..12]),
+            port: free_port(),
+        };
+        let port = standby.port.to_string();
+        run(
+            "pg_createcluster",
+            &[VERSION, &standby.name, "-p", &port, "--", "--auth=trust"],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("pg_createcluster (standby): {e}"));
+        let data = format!("/var/lib/postgresql/{VERSION}/{}", standby.name);
+        // Emptied, not removed: the server's user may not create it again in its parent.
+        for entry in std::fs::read_dir(&data).unwrap_or_else(|e| panic!("{data}: {e}")) {
+            let path = entry.unwrap().path();
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.unwrap_or_else(|e| panic!("clear {}: {e}", path.display()));
+        }
+        // The files must belong to the server's user, not to a root test runner.
+        let primary_port = primary.port.to_string();
+        let backup = [
+            "pg_basebackup",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &primary_port,
+            "-U",
+            "postgres",
+            "-D",
+            &data,
+            "-R",
+            "-X",
+            "stream",
+            "--no-sync",
+        ];
+        let as_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0"));
+        let result = if as_root {
+            let mut all = vec!["-u", "postgres", "--"];
+            all.extend_from_slice(&backup);
+            run("runuser", &all).await
+        } else {
+            run(backup[0], &backup[1..]).await
+        };
+        result.unwrap_or_else(|e| panic!("pg_basebackup: {e}"));
+        standby.start().await;
+        primary.wait_streaming().await;
+        standby
+    }
+
+    /// Waits (up to 30 s) until a standby streams from this cluster.
+    pub async fn wait_streaming(&self) {
+        let url = self.url("postgres");
+        for _ in 0..300 {
+            if let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+                )
+                .fetch_one(&mut c)
+                .await
+                .unwrap_or(0);
+                if n > 0 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no standby streams from {}", self.name);
+    }
+
+    /// Turns synchronous replication on: a commit returns once a standby has it.
+    pub async fn synchronous(&self) {
+        self.set("synchronous_standby_names", "*").await;
+        self.ctl("reload")
+            .await
+            .unwrap_or_else(|e| panic!("reload: {e}"));
+    }
+
+    /// Promotes a standby; returns once it accepts writes.
+    pub async fn promote(&self) {
+        self.ctl("promote")
+            .await
+            .unwrap_or_else(|e| panic!("promote: {e}"));
     }
 
     async fn ctl(&self, action: &str) -> Result<(), String> {

@@ -9,74 +9,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::cluster::Cluster;
-use crate::process::{self, Proc};
+use crate::process;
 use crate::receiver::Receiver;
 use traffic::{
-    ANSWER_BOUND, Api, Ledger, assert_unavailable, enqueue_stream, received, run_phase,
-    wait_all_marked_delivered,
+    ANSWER_BOUND, Api, Ledger, assert_alive, assert_unavailable, enqueue_stream, received,
+    register_partner, run_phase, wait_all_marked_delivered, wait_ready_status,
 };
 
 /// Notifications enqueued before the crash and after the restart (plus those of the stream
 /// that runs across it).
 const PER_PHASE: usize = 2000;
 const OUTAGE: Duration = Duration::from_secs(10);
-
-/// Polls `/readyz` until it answers `want`, which must come within [`ANSWER_BOUND`] of
-/// `since` (`event`); returns how long it took.
-async fn wait_ready_status(api: &Api, want: u16, since: Instant, event: &str) -> Duration {
-    loop {
-        let (status, took) = api.readyz().await;
-        assert!(took < ANSWER_BOUND, "/readyz took {took:?}");
-        if status == want {
-            return since.elapsed();
-        }
-        assert!(
-            since.elapsed() < ANSWER_BOUND,
-            "/readyz still {status}, not {want}, {:?} after {event}",
-            since.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A partner with one POST endpoint at `rx` with the default ordering, registered through
-/// `api`.
-async fn register_partner(api: &mut Api, rx: &Receiver) {
-    let partner = api.post("/v1/partners", &json!({"name": "Acme"})).await;
-    assert_eq!(partner.status, 201, "{}", partner.body);
-    api.partner = partner.body["id"].as_str().unwrap().parse().unwrap();
-    let endpoint = api
-        .post(
-            &format!("/v1/partners/{}/endpoints", api.partner),
-            &json!({"environment": "production", "url": format!("{}/cb", rx.base),
-                    // The default ordering (per_proposal for proposal.status): the
-                    // restart must keep numbering and releasing ordered deliveries too.
-                    "method": "POST", "timeout_ms": 2000}),
-        )
-        .await;
-    assert_eq!(endpoint.status, 201, "{}", endpoint.body);
-}
-
-/// Every process still runs, and none of its tasks panicked.
-fn assert_alive(procs: &mut [&mut Proc], when: &str) {
-    for p in procs {
-        if let Some(status) = p.child.try_wait().unwrap() {
-            panic!(
-                "a callbackd process exited {when}: {status}\n{}",
-                p.output()
-            );
-        }
-        assert!(
-            !p.output().contains("panicked"),
-            "a task panicked {when}:\n{}",
-            p.output()
-        );
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_restart_keeps_every_process_up_loses_nothing_and_resumes_at_full_rate() {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::process::TOKEN;
+use crate::process::{Proc, TOKEN};
 use crate::receiver::Receiver;
 
 /// What a caller may wait for an answer while the database is down.
@@ -286,4 +286,56 @@ pub async fn run_phase(
     enqueue_phase(api, ledger, seqs.clone()).await;
     wait_all_received(rx, ledger, Duration::from_secs(90)).await;
     pace(&received(rx).1, seqs, started)
+}
+
+/// Polls `/readyz` until it answers `want`, which must come within [`ANSWER_BOUND`] of
+/// `since` (`event`); returns how long it took.
+pub async fn wait_ready_status(api: &Api, want: u16, since: Instant, event: &str) -> Duration {
+    loop {
+        let (status, took) = api.readyz().await;
+        assert!(took < ANSWER_BOUND, "/readyz took {took:?}");
+        if status == want {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < ANSWER_BOUND,
+            "/readyz still {status}, not {want}, {:?} after {event}",
+            since.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A partner with one POST endpoint at `rx`, registered through `api`.
+pub async fn register_partner(api: &mut Api, rx: &Receiver) {
+    let partner = api.post("/v1/partners", &json!({"name": "Acme"})).await;
+    assert_eq!(partner.status, 201, "{}", partner.body);
+    api.partner = partner.body["id"].as_str().unwrap().parse().unwrap();
+    let endpoint = api
+        .post(
+            &format!("/v1/partners/{}/endpoints", api.partner),
+            &json!({"environment": "production", "url": format!("{}/cb", rx.base),
+                    // The default ordering (per_proposal for proposal.status): a restart or a
+                    // failover must keep numbering and releasing ordered deliveries too.
+                    "method": "POST", "timeout_ms": 2000}),
+        )
+        .await;
+    assert_eq!(endpoint.status, 201, "{}", endpoint.body);
+}
+
+/// Every process still runs, and none of its tasks panicked.
+pub fn assert_alive(procs: &mut [&mut Proc], when: &str) {
+    for p in procs {
+        if let Some(status) = p.child.try_wait().unwrap() {
+            panic!(
+                "a callbackd process exited {when}: {status}\n{}",
+                p.output()
+            );
+        }
+        assert!(
+            !p.output().contains("panicked"),
+            "a task panicked {when}:\n{}",
+            p.output()
+        );
+    }
 }

@@ -1,0 +1,121 @@
+//! Connecting to the host that accepts writes, and following it when it changes.
+//!
+//! With several hosts in the URL ([`super::hosts`]), the pool is pointed at the first host
+//! that accepts writes. Every new connection checks again (`after_connect`: a host that became
+//! a standby, or a standby that a stale target still names, is refused), and a monitor task
+//! checks the pool's host every [`MONITOR_INTERVAL`]: once it is gone or read-only, the hosts
+//! are probed in order and the pool is pointed at whichever accepts writes now
+//! (`Pool::set_connect_options`), without a restart. The connections to the old host are
+//! dead already (a crash) and are dropped by the pool's test before acquire; anything asked of
+//! the pool meanwhile fails as the database being unavailable (503 / retried).
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{Connection, PgPool};
+
+use super::hosts::{SessionAttrs, Targets};
+
+/// How often the monitor looks at the pool's host.
+pub const MONITOR_INTERVAL: Duration = Duration::from_millis(500);
+/// Bound on one probe of one host (connect and query): a host that does not answer is passed.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The options of one single-host URL, as every callbackd connection is made.
+pub fn options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
+    let options: PgConnectOptions = url.parse()?;
+    Ok(options.application_name("callbackd"))
+}
+
+/// Does the connection's host accept writes? A standby (in recovery) or a server set to
+/// `default_transaction_read_only` does not.
+pub async fn writable(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    // No parameters: the simple protocol, so it also works through a transaction pooler.
+    sqlx::query_scalar(
+        "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'",
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// The error a read-only host is refused with: an I/O error, so that it counts as the
+/// database being unavailable (retried, 503), as the host being down would.
+pub fn read_only_error() -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::other(
+        "the database host is read-only (a standby): waiting for a host that accepts writes",
+    ))
+}
+
+/// Index of the first host that answers and, if `attrs` asks for it, accepts writes.
+pub async fn find(targets: &Targets) -> Option<usize> {
+    for (i, url) in targets.urls.iter().enumerate() {
+        let Ok(options) = options(url) else {
+            continue;
+        };
+        let probe = async {
+            let mut conn = PgConnection::connect_with(&options).await?;
+            let ok = match targets.attrs {
+                SessionAttrs::Any => true,
+                SessionAttrs::ReadWrite => writable(&mut conn).await?,
+            };
+            let _ = conn.close().await;
+            Ok::<_, sqlx::Error>(ok)
+        };
+        if let Ok(Ok(true)) = tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// Same host and port?
+fn same_host(a: &PgConnectOptions, b: &PgConnectOptions) -> bool {
+    a.get_host() == b.get_host() && a.get_port() == b.get_port()
+}
+
+/// Follows the writable host until the pool is closed.
+pub fn spawn_monitor(pool: PgPool, targets: Targets) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(MONITOR_INTERVAL).await;
+            if pool.is_closed() {
+                return;
+            }
+            if current_is_fine(&pool, targets.attrs).await {
+                continue;
+            }
+            let Some(i) = find(&targets).await else {
+                continue; // no host takes writes now: look again next round
+            };
+            let Ok(next) = options(&targets.urls[i]) else {
+                continue;
+            };
+            if !same_host(&pool.connect_options(), &next) {
+                tracing::warn!(
+                    host = next.get_host(),
+                    port = next.get_port(),
+                    "database failover: now connecting to this host"
+                );
+                pool.set_connect_options(next);
+            }
+        }
+    });
+}
+
+/// The pool's host answers (and accepts writes, when asked) within the probe bound.
+async fn current_is_fine(pool: &PgPool, attrs: SessionAttrs) -> bool {
+    let check = async {
+        let mut conn = pool.acquire().await?;
+        match attrs {
+            SessionAttrs::Any => sqlx::query("SELECT 1")
+                .execute(&mut *conn)
+                .await
+                .map(|_| true),
+            SessionAttrs::ReadWrite => writable(&mut conn).await,
+        }
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, check).await,
+        Ok(Ok(true))
+    )
+}
