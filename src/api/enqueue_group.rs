@@ -86,8 +86,24 @@ async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
         }
         let (group, held) = form_group(std::mem::take(&mut waiting));
         waiting = held;
-        commit(&pool, group).await;
+        if commit(&pool, group).await {
+            // The database was unavailable for that group: whoever queued up meanwhile is
+            // answered 503 now rather than after another full wait of its own, so no caller
+            // waits longer than one attempt (the pool's acquire timeout) for its answer.
+            while let Ok(job) = rx.try_recv() {
+                waiting.push_back(job);
+            }
+            for job in waiting.drain(..) {
+                let _ = job.reply.send(Err(unavailable()));
+            }
+        }
     }
+}
+
+fn unavailable() -> ApiError {
+    ApiError::Unavailable(sqlx::Error::Protocol(
+        "the database was unavailable for the previous group".into(),
+    ))
 }
 
 /// The next group, in arrival order, and what waits for the one after: calls beyond
@@ -115,11 +131,12 @@ fn form_group(waiting: VecDeque<Job>) -> (Vec<Job>, VecDeque<Job>) {
     (group, held)
 }
 
-/// Writes `group` and answers each caller. A panic while writing answers everyone with an
-/// internal error rather than leaving them waiting, and the committer goes on.
-async fn commit(pool: &PgPool, group: Vec<Job>) {
+/// Writes `group` and answers each caller; true when the database was unavailable. A panic
+/// while writing answers everyone with an internal error rather than leaving them waiting,
+/// and the committer goes on.
+async fn commit(pool: &PgPool, group: Vec<Job>) -> bool {
     if group.is_empty() {
-        return;
+        return false;
     }
     let items: Vec<GroupItem<'_>> = group
         .iter()
@@ -137,10 +154,14 @@ async fn commit(pool: &PgPool, group: Vec<Job>) {
                 .collect()
         });
     drop(items);
+    let unavailable = answers
+        .iter()
+        .any(|a| matches!(a, Err(ApiError::Unavailable(_))));
     for (job, answer) in group.into_iter().zip(answers) {
         // The caller may have hung up meanwhile; what committed stays committed.
         let _ = job.reply.send(answer);
     }
+    unavailable
 }
 
 /// Writes `items` in as few transactions as possible: the whole group, or, when a statement

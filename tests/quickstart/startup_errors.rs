@@ -111,7 +111,7 @@ async fn a_bad_setting_is_one_line_naming_its_variable() {
         (
             "DATABASE_URL",
             "not a url",
-            "callbackd: setting `database_url` is invalid (relative URL without a base): fix \
+            "callbackd: setting `database_url` is invalid (must start with postgres:// or postgresql://): fix \
              DATABASE_URL or `database_url` in the --config file",
         ),
     ];
