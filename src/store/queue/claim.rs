@@ -8,7 +8,9 @@
 //! - `due` keeps the endpoints that are enabled, due now, within this worker's cap and within
 //!   their shared rate (`rates` locks only the rate-limited endpoints' rows); a disabled or capped endpoint costs that one probe, whatever its
 //!   backlog.
-//! - `alloc` shares `limit` among them, oldest first, each at most its room.
+//! - `shared` and `alloc` share `limit` equally among them (each at most its room), oldest
+//!   first: a claim serves many endpoints with one due delivery each as well as one endpoint
+//!   with a backlog, and never reads more than it takes.
 //! - `picked` reads, per endpoint, exactly the rows it takes (`LIMIT take`).
 //!
 //! The plan does not depend on statistics: every step is an index probe with a LIMIT, and
@@ -83,11 +85,18 @@ pub const CLAIM_SQL: &str = const_format::concatcp!(
                     ON k.endpoint_id = h.endpoint_id
              WHERE h.next_attempt_at <= now() AND h.endpoint_id <> ALL ($4::uuid[])
          ),
-         alloc AS (
-             SELECT u.endpoint_id,
-                    least(u.room, $1 - (sum(u.room) OVER (ORDER BY u.oldest, u.endpoint_id)
-                                        - u.room)) AS take
+         shared AS (
+             -- An equal share of the batch for every due endpoint (at most its room), so one
+             -- claim serves many endpoints with a little due each as well as one with a lot.
+             SELECT u.endpoint_id, u.oldest,
+                    least(u.room, ceil($1::float8 / count(*) OVER ())::int8) AS share
              FROM due u WHERE u.room > 0
+         ),
+         alloc AS (
+             SELECT s.endpoint_id,
+                    least(s.share, $1 - (sum(s.share) OVER (ORDER BY s.oldest, s.endpoint_id)
+                                         - s.share)) AS take
+             FROM shared s
          ),
          picked AS (
              SELECT c.id, a.endpoint_id FROM alloc a CROSS JOIN LATERAL (
