@@ -181,14 +181,9 @@ async fn unordered_endpoints_send_no_sequence_and_do_not_wait() {
     assert_eq!(bad.status(), 422);
 }
 
-/// Two platform transactions enqueue for proposals A and B in opposite orders, inside
-/// `callbackd_enqueue()`, both still open while the other enqueues: neither waits for the
-/// other (no lock is taken at enqueue), both commit, and each proposal's deliveries are
-/// numbered 1, 2 without a gap and sent in that order. Before, the second enqueue of each
-/// transaction waited for the other's counter row lock: a deadlock inside the platform's own
-/// business transaction.
-#[tokio::test]
-async fn ordered_enqueues_in_opposite_orders_cannot_deadlock() {
+/// An app, a receiver, and a partner with one production endpoint at it (ordered per
+/// proposal, the default for proposal.status).
+async fn one_ordered_endpoint() -> (TestApp, Receiver, Uuid) {
     let app = spawn_app().await;
     let rx = Receiver::start().await;
     let partner = app.create_partner("Acme").await;
@@ -197,6 +192,18 @@ async fn ordered_enqueues_in_opposite_orders_cannot_deadlock() {
         json!({"environment": "production", "url": format!("{}/cb", rx.base), "method": "POST"}),
     )
     .await;
+    (app, rx, partner)
+}
+
+/// Two platform transactions enqueue for proposals A and B in opposite orders, inside
+/// `callbackd_enqueue()`, both still open while the other enqueues: neither waits for the
+/// other (no lock is taken at enqueue), both commit, and each proposal's deliveries are
+/// numbered 1, 2 without a gap and sent in that order. Before, the second enqueue of each
+/// transaction waited for the other's counter row lock: a deadlock inside the platform's own
+/// business transaction.
+#[tokio::test]
+async fn ordered_enqueues_in_opposite_orders_cannot_deadlock() {
+    let (app, rx, partner) = one_ordered_endpoint().await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
     let enqueue = "SELECT callbackd_enqueue($1, 'production', 'proposal.status', $2, $3)";
     let mut one = app.pool.begin().await.unwrap();
@@ -240,14 +247,7 @@ async fn ordered_enqueues_in_opposite_orders_cannot_deadlock() {
 /// every proposal's deliveries are numbered 1..n without a gap and sent in that order.
 #[tokio::test]
 async fn racing_batches_in_opposite_orders_are_numbered_without_gaps() {
-    let app = spawn_app().await;
-    let rx = Receiver::start().await;
-    let partner = app.create_partner("Acme").await;
-    app.create_endpoint(
-        partner,
-        json!({"environment": "production", "url": format!("{}/cb", rx.base), "method": "POST"}),
-    )
-    .await;
+    let (app, rx, partner) = one_ordered_endpoint().await;
     let proposals: Vec<Uuid> = (0..50).map(|_| Uuid::new_v4()).collect();
     let items = |order: &[Uuid], status: i64| -> Value {
         Value::Array(
