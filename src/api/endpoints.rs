@@ -46,6 +46,43 @@ struct EndpointBody {
     /// Absent: keep (or none, when creating); null: no limit; a number: requests per second.
     #[serde(default, deserialize_with = "present")]
     rate_limit_per_s: Option<Option<i64>>,
+    /// Absent: keep (all, when creating); null: all; a list: only these proposal statuses.
+    #[serde(default, deserialize_with = "present")]
+    statuses: Option<Option<Vec<i64>>>,
+    /// Absent: keep (all, when creating); null: all; a list: only these `TipoEvento`.
+    #[serde(default, deserialize_with = "present")]
+    schedule_types: Option<Option<Vec<i64>>>,
+}
+
+/// A filter list as stored: null (all), or a non-empty sorted set of values in `lo..=hi`.
+fn filter(
+    value: Option<Option<Vec<i64>>>,
+    current: Option<Option<Vec<i16>>>,
+    field: &str,
+    lo: i64,
+    hi: i64,
+) -> Result<Option<Vec<i16>>, ValidationError> {
+    let Some(value) = value else {
+        return Ok(current.flatten());
+    };
+    let Some(mut list) = value else {
+        return Ok(None);
+    };
+    if list.is_empty() {
+        return Err(ValidationError::new(
+            field,
+            "must name at least one value, or be null for all",
+        ));
+    }
+    if let Some(bad) = list.iter().find(|v| !(lo..=hi).contains(*v)) {
+        return Err(ValidationError::new(
+            field,
+            format!("{bad} is not between {lo} and {hi}"),
+        ));
+    }
+    list.sort_unstable();
+    list.dedup();
+    Ok(Some(list.into_iter().map(|v| v as i16).collect()))
 }
 
 /// Tells a field that is present (even as null) from one that is absent.
@@ -212,6 +249,20 @@ async fn record(
             "auto_replay_window_s",
             1,
             30 * 86_400,
+        )?,
+        statuses: filter(
+            body.statuses.clone(),
+            current.map(|c| c.statuses.clone()),
+            "statuses",
+            0,
+            11,
+        )?,
+        schedule_types: filter(
+            body.schedule_types.clone(),
+            current.map(|c| c.schedule_types.clone()),
+            "schedule_types",
+            1,
+            6,
         )?,
         rate_limit_per_s: match body.rate_limit_per_s {
             Some(Some(rate)) => Some(in_range(rate, "rate_limit_per_s", 1, 100_000)?),

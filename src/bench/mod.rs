@@ -172,6 +172,8 @@ async fn register(
                 auto_replay_dead_on_recovery: false,
                 auto_replay_window_s: 86_400,
                 rate_limit_per_s: None,
+                statuses: None,
+                schedule_types: None,
             },
         )
         .await?;

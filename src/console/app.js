@@ -267,7 +267,7 @@ async function loadEndpoints() {
         const h = e.health || {};
         const tr = document.createElement("tr");
         tr.dataset.endpoint = e.id;
-        cell(tr, p.name); cell(tr, e.environment); cell(tr, e.method); cell(tr, e.url);
+        cell(tr, p.name); cell(tr, e.environment); cell(tr, e.method); cell(tr, e.url + filters(e));
         cell(tr, e.enabled ? t("yes") : t("no")); cell(tr, when(h.last_success_at));
         cell(tr, h.failure_streak); cell(tr, h.pending); cell(tr, h.dead, h.dead > 0 ? "state-dead" : "");
         const b = document.createElement("button");
@@ -284,6 +284,14 @@ async function loadEndpoints() {
   } catch (e) {
     say(e.message, true);
   }
+}
+
+// The endpoint's status filters, in a notation that reads the same in both languages.
+function filters(e) {
+  let out = "";
+  if (e.statuses) out += " · status ∈ {" + e.statuses.join(", ") + "}";
+  if (e.schedule_types) out += " · TipoEvento ∈ {" + e.schedule_types.join(", ") + "}";
+  return out;
 }
 
 // ---- Names: partner and endpoint names where ids appear (the id on hover) ----

@@ -31,6 +31,10 @@ pub struct Endpoint {
     pub auto_replay_window_s: i32,
     /// Requests per second at most, shared by every worker process; None: unlimited.
     pub rate_limit_per_s: Option<i32>,
+    /// The proposal statuses (0–11) this endpoint wants; None: all.
+    pub statuses: Option<Vec<i16>>,
+    /// The schedule event types (`TipoEvento`, 1–6) this endpoint wants; None: all.
+    pub schedule_types: Option<Vec<i16>>,
     /// A generated signing secret, shown once in the answer that created it.
     #[sqlx(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -63,6 +67,8 @@ pub struct EndpointRecord {
     pub auto_replay_dead_on_recovery: bool,
     pub auto_replay_window_s: i32,
     pub rate_limit_per_s: Option<i32>,
+    pub statuses: Option<Vec<i16>>,
+    pub schedule_types: Option<Vec<i16>>,
 }
 
 /// What a write does to the Standard Webhooks keys.
@@ -94,7 +100,7 @@ const RETURNING: &str = "id, partner_id, environment, url, method, event_types, 
                          auth_public, timeout_ms, max_attempts, enabled, \
                          CASE WHEN signing_sealed IS NULL THEN 'none' ELSE 'standard_webhooks' END \
                          AS signing, auto_replay_dead_on_recovery, auto_replay_window_s, \
-                         rate_limit_per_s, created_at, updated_at";
+                         rate_limit_per_s, statuses, schedule_types, created_at, updated_at";
 
 impl Endpoint {
     pub async fn insert(db: impl PgExecutor<'_>, r: &EndpointRecord) -> Result<Endpoint> {
@@ -102,8 +108,9 @@ impl Endpoint {
             "INSERT INTO endpoints (id, partner_id, environment, url, method, event_types,
                  auth_type, auth_public, auth_sealed, timeout_ms, max_attempts, enabled, ordering,
                  signing_sealed, auto_replay_dead_on_recovery, auto_replay_window_s,
-                 rate_limit_per_s)
-             SELECT $1, p.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17
+                 rate_limit_per_s, statuses, schedule_types)
+             SELECT $1, p.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                    $18, $19
              FROM partners p WHERE p.id = $2 AND p.deleted_at IS NULL
              RETURNING ",
             RETURNING
@@ -125,6 +132,8 @@ impl Endpoint {
         .bind(r.auto_replay_dead_on_recovery)
         .bind(r.auto_replay_window_s)
         .bind(r.rate_limit_per_s)
+        .bind(&r.statuses)
+        .bind(&r.schedule_types)
         .fetch_optional(db)
         .await?
         .ok_or(StoreError::NotFound("partner"))
@@ -142,7 +151,7 @@ impl Endpoint {
                  signing_sealed = CASE $13 WHEN 'keep' THEN signing_sealed
                                            WHEN 'set' THEN $14 END,
                  auto_replay_dead_on_recovery = $15, auto_replay_window_s = $16,
-                 rate_limit_per_s = $17,
+                 rate_limit_per_s = $17, statuses = $18, schedule_types = $19,
                  rate_tat = CASE WHEN $17::int4 IS NULL THEN NULL ELSE rate_tat END,
                  updated_at = now()
              WHERE id = $1 AND deleted_at IS NULL
@@ -166,6 +175,8 @@ impl Endpoint {
         .bind(r.auto_replay_dead_on_recovery)
         .bind(r.auto_replay_window_s)
         .bind(r.rate_limit_per_s)
+        .bind(&r.statuses)
+        .bind(&r.schedule_types)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(StoreError::NotFound("endpoint"))?;

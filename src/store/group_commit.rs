@@ -254,7 +254,9 @@ pub async fn insert_fanned_out(
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[])
               WITH ORDINALITY AS x(id, p, env, t, pr, n)
          JOIN endpoints e ON e.partner_id = x.p AND e.environment = x.env
+         JOIN notifications n ON n.id = x.id
          WHERE e.deleted_at IS NULL AND e.enabled AND x.t = ANY (e.event_types)
+           AND callbackd_filter_passes(e.statuses, e.schedule_types, x.t, n.status, n.body)
          ORDER BY x.n, e.id
          RETURNING notification_id, id, endpoint_id, state",
     )

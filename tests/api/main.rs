@@ -7,6 +7,7 @@ mod receiver;
 mod cli;
 mod delivery;
 mod endpoints;
+mod filters;
 mod operators;
 mod ordering;
 mod retries;
