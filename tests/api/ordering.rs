@@ -195,6 +195,22 @@ async fn one_ordered_endpoint() -> (TestApp, Receiver, Uuid) {
     (app, rx, partner)
 }
 
+/// One `callbackd_enqueue()` of a proposal status inside the platform's open transaction.
+async fn enqueue_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    partner: Uuid,
+    proposal: Uuid,
+    status: i32,
+) {
+    sqlx::query("SELECT callbackd_enqueue($1, 'production', 'proposal.status', $2, $3)")
+        .bind(partner)
+        .bind(proposal)
+        .bind(status)
+        .execute(&mut **tx)
+        .await
+        .unwrap();
+}
+
 /// Two platform transactions enqueue for proposals A and B in opposite orders, inside
 /// `callbackd_enqueue()`, both still open while the other enqueues: neither waits for the
 /// other (no lock is taken at enqueue), both commit, and each proposal's deliveries are
@@ -205,28 +221,15 @@ async fn one_ordered_endpoint() -> (TestApp, Receiver, Uuid) {
 async fn ordered_enqueues_in_opposite_orders_cannot_deadlock() {
     let (app, rx, partner) = one_ordered_endpoint().await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    let enqueue = "SELECT callbackd_enqueue($1, 'production', 'proposal.status', $2, $3)";
     let mut one = app.pool.begin().await.unwrap();
     let mut two = app.pool.begin().await.unwrap();
     for (tx, proposal, status) in [(&mut one, a, 1), (&mut two, b, 1)] {
-        sqlx::query(enqueue)
-            .bind(partner)
-            .bind(proposal)
-            .bind(status)
-            .execute(&mut **tx)
-            .await
-            .unwrap();
+        enqueue_in(tx, partner, proposal, status).await;
     }
     // The crossing calls: each would have waited for the other's transaction.
     let crossing = async {
         for (tx, proposal, status) in [(&mut one, b, 2), (&mut two, a, 2)] {
-            sqlx::query(enqueue)
-                .bind(partner)
-                .bind(proposal)
-                .bind(status)
-                .execute(&mut **tx)
-                .await
-                .unwrap();
+            enqueue_in(tx, partner, proposal, status).await;
         }
     };
     tokio::time::timeout(Duration::from_secs(5), crossing)

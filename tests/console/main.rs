@@ -72,6 +72,27 @@ async fn browser(port: u16) -> fantoccini::Client {
 }
 
 /// Opens the console and connects with `token`.
+/// The visible text of the element `at`.
+async fn text_of(c: &fantoccini::Client, at: Locator<'_>) -> String {
+    c.find(at).await.unwrap().text().await.unwrap()
+}
+
+/// Clicks the element `at`.
+async fn click(c: &fantoccini::Client, at: Locator<'_>) {
+    c.find(at).await.unwrap().click().await.unwrap();
+}
+
+/// The element `at`, once it appears (within 10 s).
+async fn wait_for(
+    c: &fantoccini::Client,
+    at: Locator<'_>,
+) -> Result<fantoccini::elements::Element, fantoccini::error::CmdError> {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(at)
+        .await
+}
+
 async fn sign_in(c: &fantoccini::Client, console: &str, token: &str) {
     c.goto(console).await.unwrap();
     c.find(Locator::Id("token"))
@@ -80,12 +101,7 @@ async fn sign_in(c: &fantoccini::Client, console: &str, token: &str) {
         .send_keys(token)
         .await
         .unwrap();
-    c.find(Locator::Id("use-token"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Id("use-token")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,10 +127,7 @@ async fn the_console_lists_a_dead_delivery_shows_its_attempts_and_replays_it() {
     let c = browser(port).await;
     sign_in(&c, &app.url("/console"), &app.token).await;
 
-    let row = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(&format!("tr[data-id='{id}']")))
+    let row = wait_for(&c, Locator::Css(&format!("tr[data-id='{id}']")))
         .await
         .expect("the dead delivery is listed");
     assert!(row.text().await.unwrap().contains("dead"));
@@ -145,12 +158,7 @@ async fn the_console_lists_a_dead_delivery_shows_its_attempts_and_replays_it() {
     }
 
     rx.always(Reply::status(200));
-    c.find(Locator::Id("replay"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("replay")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (state, series): (String, i32) =
@@ -214,37 +222,24 @@ async fn with_a_partner_token_the_console_shows_only_that_partners_view() {
     let (_driver, port) = start_chromedriver();
     let c = browser(port).await;
     sign_in(&c, &app.url("/console"), &token).await;
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(&format!("tr[data-id='{}']", deliveries[0])))
-        .await
-        .expect("the partner's own delivery is listed");
-    let endpoint = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::XPath(
-            "//tbody[@id='endpoints']/tr[contains(., 'Acme Bank')]",
-        ))
-        .await
-        .expect("the partner's own endpoint is listed");
-    let who = c
-        .find(Locator::Id("who"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    wait_for(
+        &c,
+        Locator::Css(&format!("tr[data-id='{}']", deliveries[0])),
+    )
+    .await
+    .expect("the partner's own delivery is listed");
+    let endpoint = wait_for(
+        &c,
+        Locator::XPath("//tbody[@id='endpoints']/tr[contains(., 'Acme Bank')]"),
+    )
+    .await
+    .expect("the partner's own endpoint is listed");
+    let who = text_of(&c, Locator::Id("who")).await;
     assert!(
         who.contains("partner") && who.contains("Acme Bank"),
         "{who}"
     );
-    let page = c
-        .find(Locator::Css("main"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text_of(&c, Locator::Css("main")).await;
     assert!(!page.contains("Other Bank"), "{page}");
     assert!(
         c.find(Locator::Css(&format!("tr[data-id='{}']", deliveries[1])))
@@ -287,28 +282,19 @@ async fn with_a_partner_token_the_console_shows_only_that_partners_view() {
         .select_by_value("pt")
         .await
         .unwrap();
-    let button = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::XPath(
+    let button = wait_for(
+        &c,
+        Locator::XPath(
             "//tbody[@id='endpoints']/tr[contains(., 'Acme Bank')]//button[.='Enviar teste']",
-        ))
-        .await
-        .expect("the endpoints are listed again, in Portuguese");
-    let heading = c
-        .find(Locator::Css("h2[data-i18n='deliveries']"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        ),
+    )
+    .await
+    .expect("the endpoints are listed again, in Portuguese");
+    let heading = text_of(&c, Locator::Css("h2[data-i18n='deliveries']")).await;
     assert_eq!(heading, "Entregas");
     rx.script([Reply::status(503).with_body("em manutenção")]);
     button.click().await.unwrap();
-    let hint = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("tbody#endpoints .hint"))
+    let hint = wait_for(&c, Locator::Css("tbody#endpoints .hint"))
         .await
         .expect("the failed test shows its hint");
     assert_eq!(
@@ -375,13 +361,7 @@ async fn the_overview_charts_names_and_bulk_replay_of_the_filter() {
             .await
             .unwrap_or_else(|_| panic!("a {outcome} bar is drawn"));
     }
-    let stats = c
-        .find(Locator::Id("endpoint-stats"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let stats = text_of(&c, Locator::Id("endpoint-stats")).await;
     assert!(
         stats.contains("Acme Bank") && stats.contains("0 %"),
         "{stats}"
@@ -390,13 +370,7 @@ async fn the_overview_charts_names_and_bulk_replay_of_the_filter() {
         stats.contains("Other Bank") && stats.contains("100 %"),
         "{stats}"
     );
-    let oldest = c
-        .find(Locator::Id("oldest-age"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let oldest = text_of(&c, Locator::Id("oldest-age")).await;
     assert_eq!(oldest, "nothing waiting");
     if let Ok(dir) = std::env::var("CALLBACKD_CONSOLE_SCREENSHOT_DIR") {
         std::fs::write(
@@ -415,14 +389,12 @@ async fn the_overview_charts_names_and_bulk_replay_of_the_filter() {
         .click()
         .await
         .unwrap();
-    let partner = c
-        .wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css(&format!(
-            "#detail dd[data-partner='{acme}'].named"
-        )))
-        .await
-        .expect("the partner is shown by name");
+    let partner = wait_for(
+        &c,
+        Locator::Css(&format!("#detail dd[data-partner='{acme}'].named")),
+    )
+    .await
+    .expect("the partner is shown by name");
     assert_eq!(partner.text().await.unwrap(), "Acme Bank");
     assert!(
         partner
@@ -449,18 +421,8 @@ async fn the_overview_charts_names_and_bulk_replay_of_the_filter() {
         .send_keys(&acme.to_string())
         .await
         .unwrap();
-    c.find(Locator::Id("search"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Id("bulk-replay"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("search")).await;
+    click(&c, Locator::Id("bulk-replay")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
         match c.get_alert_text().await {
