@@ -1,13 +1,14 @@
 //! The gauges read from the database at scrape time. One statement, whose cost is two index
 //! probes per enabled endpoint and nothing per delivery:
-//! - the endpoint's oldest ready delivery: the first entry of `deliveries_ready_idx`
+//! - the endpoint's oldest ready delivery: the first entry of `delivery_queue_ready_idx`
 //!   (endpoint_id, next_attempt_at) WHERE queue = 'ready';
 //! - the endpoint's latest attempt: the first entry of `delivery_attempts_endpoint_idx`
 //!   (endpoint_id, id DESC);
 //!
 //! plus one probe for the whole queue: the oldest delivery still `arriving` (an ordered
-//! delivery the workers have not numbered yet), the first entry of `deliveries_arriving_idx`
-//! (ids are UUIDv7, so in creation order). Without a worker, arrivals are due work too.
+//! delivery the workers have not numbered yet), the first entry of
+//! `delivery_queue_arriving_idx`
+//! (in arrival order). Without a worker, arrivals are due work too.
 //!
 //! Totals (delivered, dead, failed) are counters recorded by the workers, not table counts:
 //! `rate()` and `increase()` in PromQL answer "how many" without reading a table.
@@ -42,14 +43,14 @@ const PROBE: &str = "
     SELECT e.id AS endpoint_id, e.partner_id, p.name AS partner_name,
            extract(epoch FROM now() - r.next_attempt_at)::float8 AS due_age,
            a.failed AS last_failed,
-           (SELECT extract(epoch FROM now() - d.next_attempt_at)::float8 FROM deliveries d
-            WHERE d.queue = 'arriving' ORDER BY d.id LIMIT 1) AS arriving_age
+           (SELECT extract(epoch FROM now() - q.next_attempt_at)::float8 FROM delivery_queue q
+            WHERE q.queue = 'arriving' ORDER BY q.arrival LIMIT 1) AS arriving_age
     FROM endpoints e
     JOIN partners p ON p.id = e.partner_id
     LEFT JOIN LATERAL (
-        SELECT d.next_attempt_at FROM deliveries d
-        WHERE d.endpoint_id = e.id AND d.queue = 'ready'
-        ORDER BY d.next_attempt_at LIMIT 1) r ON true
+        SELECT q.next_attempt_at FROM delivery_queue q
+        WHERE q.endpoint_id = e.id AND q.queue = 'ready'
+        ORDER BY q.next_attempt_at LIMIT 1) r ON true
     LEFT JOIN LATERAL (
         SELECT NOT coalesce(x.status_code BETWEEN 200 AND 299, false) AS failed
         FROM delivery_attempts x WHERE x.endpoint_id = e.id

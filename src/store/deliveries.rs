@@ -84,9 +84,12 @@ pub struct DeliveryFilter {
 
 const SELECT: &str = "SELECT d.id, d.notification_id, d.partner_id, d.endpoint_id, d.environment,
         d.event_type, d.proposal, n.status,
-        callbackd_event_name(d.event_type, n.body) AS event_name, n.identifier, d.state, d.series, d.attempts,
-        d.next_attempt_at, d.last_status_code, d.last_error, d.created_at, d.updated_at,
-        d.delivered_at, d.sequence, d.trigger,
+        callbackd_event_name(d.event_type, n.body) AS event_name, n.identifier, d.state, d.series,
+        -- a pending delivery's queue row is ahead of its delivery row (see store::queue)
+        coalesce(dq.attempts, d.attempts) AS attempts,
+        coalesce(dq.next_attempt_at, d.next_attempt_at) AS next_attempt_at,
+        d.last_status_code, d.last_error, d.created_at, d.updated_at,
+        d.delivered_at, coalesce(dq.sequence, d.sequence) AS sequence, d.trigger,
         -- A later delivery of the same proposal reached the partner before this one did
         -- (possible only after a replay): the partner may have to reconcile.
         (d.ordering_key IS NOT NULL AND EXISTS (
@@ -95,7 +98,8 @@ const SELECT: &str = "SELECT d.id, d.notification_id, d.partner_id, d.endpoint_i
               AND q.sequence > d.sequence AND q.state = 'delivered'
               AND q.delivered_at < coalesce(d.delivered_at, 'infinity')
               AND d.series > 1)) AS out_of_order
-     FROM deliveries d JOIN notifications n ON n.id = d.notification_id";
+     FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+     LEFT JOIN delivery_queue dq ON dq.delivery_id = d.id";
 
 fn named(mut d: Delivery) -> Delivery {
     d.status_name = status_name(d.status);

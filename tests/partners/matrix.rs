@@ -212,11 +212,15 @@ impl World {
                 .unwrap();
             deliveries.push(d["id"].as_str().unwrap().parse::<Uuid>().unwrap());
         }
-        sqlx::query("UPDATE deliveries SET state = 'dead', attempts = 1 WHERE id = $1")
-            .bind(deliveries[0])
-            .execute(&self.app.pool)
-            .await
-            .unwrap();
+        // Dead, as a worker leaves it: out of the queue.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "UPDATE deliveries SET state = 'dead', attempts = 1 WHERE id = '{0}';
+             DELETE FROM delivery_queue WHERE delivery_id = '{0}'",
+            deliveries[0]
+        )))
+        .execute(&self.app.pool)
+        .await
+        .unwrap();
         let (token, _) = make_token(&self.app, partner).await;
         Target {
             partner,

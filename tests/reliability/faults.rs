@@ -94,7 +94,8 @@ async fn a_worker_killed_with_sigkill_loses_nothing_and_its_leases_come_back() {
     first.kill().await;
     // What the dead worker held: leased, not finished.
     let held: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM deliveries WHERE state = 'pending' AND locked_until > now()",
+        "SELECT q.delivery_id FROM delivery_queue q JOIN deliveries d ON d.id = q.delivery_id
+         WHERE d.state = 'pending' AND q.locked_until > now()",
     )
     .fetch_all(&api.pool)
     .await
@@ -130,7 +131,7 @@ async fn a_worker_killed_with_sigkill_loses_nothing_and_its_leases_come_back() {
     assert_eq!(
         count(
             &api.pool,
-            "SELECT count(*) FROM deliveries WHERE locked_until IS NOT NULL"
+            "SELECT count(*) FROM delivery_queue WHERE locked_until IS NOT NULL"
         )
         .await,
         0
@@ -297,11 +298,13 @@ async fn sigterm_releases_what_is_still_in_flight_after_the_grace_and_exits_0() 
     assert!(worker.output().contains("released"), "{}", worker.output());
 
     // The leases were given back, attempts too: no waiting for lease_ms (60 s).
-    let rows: Vec<(String, Option<chrono::DateTime<chrono::Utc>>, i32)> =
-        sqlx::query_as("SELECT state, locked_until, attempts FROM deliveries")
-            .fetch_all(&api.pool)
-            .await
-            .unwrap();
+    let rows: Vec<(String, Option<chrono::DateTime<chrono::Utc>>, i32)> = sqlx::query_as(
+        "SELECT d.state, q.locked_until, coalesce(q.attempts, d.attempts)
+             FROM deliveries d LEFT JOIN delivery_queue q ON q.delivery_id = d.id",
+    )
+    .fetch_all(&api.pool)
+    .await
+    .unwrap();
     assert_eq!(rows.len(), 5);
     for (state, locked, attempts) in &rows {
         assert_eq!(state, "pending");
@@ -359,7 +362,8 @@ async fn sigterm_finishes_requests_in_flight_and_stops_claiming() {
     assert_eq!(
         count(
             &api.pool,
-            "SELECT count(*) FROM deliveries WHERE state = 'pending' AND (attempts > 0 OR locked_until IS NOT NULL)"
+            "SELECT count(*) FROM deliveries d JOIN delivery_queue q ON q.delivery_id = d.id
+             WHERE d.state = 'pending' AND (q.attempts > 0 OR q.locked_until IS NOT NULL)"
         )
         .await,
         0

@@ -42,13 +42,16 @@ pub async fn replay_matching(
         q.push_bind(started);
         push_filter(&mut q, &filter);
         // One canceled while its attempt is still on the wire waits for that attempt.
-        q.push(" AND d.queue IS NULL ORDER BY d.id LIMIT ")
-            .push_bind(CHUNK)
-            .push(" FOR UPDATE OF d SKIP LOCKED) UPDATE deliveries SET ")
-            .push(REPLAY_SET)
-            .push(", trigger = ")
-            .push_bind(trigger.as_str())
-            .push(" FROM picked WHERE deliveries.id = picked.id RETURNING deliveries.id");
+        q.push(
+            " AND NOT EXISTS (SELECT 1 FROM delivery_queue q WHERE q.delivery_id = d.id) \
+             ORDER BY d.id LIMIT ",
+        )
+        .push_bind(CHUNK)
+        .push(" FOR UPDATE OF d SKIP LOCKED) UPDATE deliveries SET ")
+        .push(REPLAY_SET)
+        .push(", trigger = ")
+        .push_bind(trigger.as_str())
+        .push(" FROM picked WHERE deliveries.id = picked.id RETURNING deliveries.id");
         let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut *tx).await?;
         if ids.is_empty() {
             tx.rollback().await?;

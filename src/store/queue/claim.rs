@@ -2,9 +2,10 @@
 //!
 //! Its cost is one index probe per endpoint that has ready rows, plus the rows it takes. It
 //! never reads a delivery it cannot take:
-//! - `heads` walks `deliveries_ready_idx` (endpoint_id, next_attempt_at) WHERE queue = 'ready'
-//!   as a skip scan: each step jumps to the next endpoint and lands on its oldest ready row.
-//!   Waiting, arriving, running and finished rows are not in that index at all.
+//! - `heads` walks `delivery_queue_ready_idx` (endpoint_id, next_attempt_at) WHERE queue =
+//!   'ready' as a skip scan: each step jumps to the next endpoint and lands on its oldest ready row.
+//!   Waiting, arriving and running rows are not in that index at all, and finished ones have
+//!   left the queue table.
 //! - `due` keeps the endpoints that are enabled, due now, within this worker's cap and within
 //!   their shared rate (`rates` locks only the rate-limited endpoints' rows); a disabled or capped endpoint costs that one probe, whatever its
 //!   backlog.
@@ -35,17 +36,17 @@ pub struct EndpointRoom {
 }
 
 /// The endpoints with ready deliveries, each with its oldest ready `next_attempt_at`: a skip
-/// scan over `deliveries_ready_idx`, one probe per endpoint.
+/// scan over `delivery_queue_ready_idx`, one probe per endpoint.
 const HEADS: &str = "heads AS (
-        (SELECT d.endpoint_id, d.next_attempt_at FROM deliveries d
-         WHERE d.queue = 'ready'
-         ORDER BY d.endpoint_id, d.next_attempt_at LIMIT 1)
+        (SELECT q.endpoint_id, q.next_attempt_at FROM delivery_queue q
+         WHERE q.queue = 'ready'
+         ORDER BY q.endpoint_id, q.next_attempt_at LIMIT 1)
       UNION ALL
         SELECT nx.endpoint_id, nx.next_attempt_at
         FROM heads h CROSS JOIN LATERAL (
-            SELECT d.endpoint_id, d.next_attempt_at FROM deliveries d
-            WHERE d.queue = 'ready' AND d.endpoint_id > h.endpoint_id
-            ORDER BY d.endpoint_id, d.next_attempt_at LIMIT 1) nx
+            SELECT q.endpoint_id, q.next_attempt_at FROM delivery_queue q
+            WHERE q.queue = 'ready' AND q.endpoint_id > h.endpoint_id
+            ORDER BY q.endpoint_id, q.next_attempt_at LIMIT 1) nx
     )";
 
 /// How many requests an endpoint's rate still allows now, with one second of burst: the
@@ -99,11 +100,11 @@ pub const CLAIM_SQL: &str = const_format::concatcp!(
              FROM shared s
          ),
          picked AS (
-             SELECT c.id, a.endpoint_id FROM alloc a CROSS JOIN LATERAL (
-                 SELECT d.id FROM deliveries d
-                 WHERE d.queue = 'ready' AND d.endpoint_id = a.endpoint_id
-                   AND d.next_attempt_at <= now()
-                 ORDER BY d.next_attempt_at
+             SELECT c.delivery_id AS id, a.endpoint_id FROM alloc a CROSS JOIN LATERAL (
+                 SELECT q.delivery_id FROM delivery_queue q
+                 WHERE q.queue = 'ready' AND q.endpoint_id = a.endpoint_id
+                   AND q.next_attempt_at <= now()
+                 ORDER BY q.next_attempt_at
                  LIMIT a.take
                  FOR UPDATE SKIP LOCKED) c
              WHERE a.take > 0
@@ -116,18 +117,19 @@ pub const CLAIM_SQL: &str = const_format::concatcp!(
                   (SELECT endpoint_id, count(*) AS n FROM picked GROUP BY endpoint_id) p
              WHERE e.id = r.id AND p.endpoint_id = r.id
          )
-         UPDATE deliveries d
+         -- Only the narrow queue row is written; the delivery and its notification are read.
+         UPDATE delivery_queue q
          SET queue = 'running',
              locked_until = now() + make_interval(secs => $2::float8 / 1000),
              lease_token = $3,
-             attempts = d.attempts + 1,
-             updated_at = now()
-         FROM picked, endpoints e, notifications n
-         WHERE d.id = picked.id AND e.id = d.endpoint_id AND n.id = d.notification_id
+             attempts = q.attempts + 1
+         FROM picked, deliveries d, endpoints e, notifications n
+         WHERE q.delivery_id = picked.id AND d.id = q.delivery_id AND e.id = q.endpoint_id
+           AND n.id = d.notification_id
          RETURNING d.id, d.notification_id, d.partner_id, d.endpoint_id, d.event_type,
-                   d.attempts AS attempt, d.series, e.url, e.method, e.auth_sealed,
+                   q.attempts AS attempt, d.series, e.url, e.method, e.auth_sealed,
                    e.updated_at AS endpoint_updated_at, e.timeout_ms, e.max_attempts,
-                   n.proposal, n.status, n.identifier, n.body::text AS body, d.sequence,
+                   n.proposal, n.status, n.identifier, n.body::text AS body, q.sequence,
                    e.signing_sealed, e.auto_replay_dead_on_recovery AS auto_replay"
 );
 

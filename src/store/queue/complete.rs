@@ -8,6 +8,8 @@
 //! - A delivery canceled while its request was on the wire stays canceled; its attempt is
 //!   logged and it leaves `running` now, which is when its successor may go.
 //! - Each ordered delivery that finished releases the next one of its key.
+//! - The delivery row is written once per attempt; the queue row is moved back to `ready`
+//!   or deleted (see migrations/0015_narrow_queue.sql).
 
 use sqlx::PgPool;
 
@@ -59,27 +61,50 @@ pub async fn complete(pool: &PgPool, outcomes: &[Outcome]) -> Result<()> {
                                   $10::text[], $11::text[], $12::bool[])
                  AS o(id, token, state, delay_ms, series, attempt, started_at, duration_ms,
                       status_code, error, response_body, lossy)
-             ORDER BY o.id
          ),
-         upd AS (
+         -- The queue rows whose lease is still ours, locked first (in id order, as every
+         -- writer of queue rows that also writes deliveries locks them) so that a cancel of
+         -- the same delivery waits for this completion or this completion sees it.
+         mine AS (
+             SELECT q.delivery_id, q.ordering_key, q.sequence FROM delivery_queue q
+             JOIN o ON o.id = q.delivery_id AND q.lease_token = o.token
+             WHERE q.queue = 'running'
+             ORDER BY q.delivery_id
+             FOR UPDATE OF q
+         ),
+         -- The delivery row: one write per attempt. Its state moves only while pending (a
+         -- delivery canceled meanwhile stays canceled); RETURNING gives the state it now has.
+         wide AS (
              UPDATE deliveries d SET
                  state = CASE WHEN d.state = 'pending' THEN o.state ELSE d.state END,
-                 queue = CASE WHEN d.state = 'pending' AND o.state = 'pending'
-                              THEN 'ready' END,
+                 attempts = CASE WHEN d.state = 'pending' THEN o.attempt ELSE d.attempts END,
                  next_attempt_at = CASE WHEN d.state = 'pending' AND o.state = 'pending'
                      THEN now() + make_interval(secs => o.delay_ms::float8 / 1000)
                      ELSE d.next_attempt_at END,
-                 locked_until = NULL,
-                 lease_token = NULL,
                  last_status_code = CASE WHEN d.state = 'pending' THEN o.status_code
                                          ELSE d.last_status_code END,
                  last_error = CASE WHEN d.state = 'pending' THEN o.error ELSE d.last_error END,
                  delivered_at = CASE WHEN d.state = 'pending' AND o.state = 'delivered'
                                      THEN now() END,
+                 ordering_key = m.ordering_key,
+                 sequence = m.sequence,
                  updated_at = now()
-             FROM o
-             WHERE d.id = o.id AND d.lease_token = o.token AND d.queue = 'running'
-             RETURNING d.id, d.endpoint_id, d.ordering_key, d.queue
+             FROM o JOIN mine m ON m.delivery_id = o.id
+             WHERE d.id = o.id
+             RETURNING d.id, d.state, d.next_attempt_at
+         ),
+         -- Finished (or canceled while running): the delivery leaves the queue.
+         gone AS (
+             DELETE FROM delivery_queue q USING wide w
+             WHERE q.delivery_id = w.id AND w.state <> 'pending'
+             RETURNING q.endpoint_id, q.ordering_key
+         ),
+         -- Retried later: ready again at its next attempt's time.
+         retry AS (
+             UPDATE delivery_queue q SET queue = 'ready', next_attempt_at = w.next_attempt_at,
+                    locked_until = NULL, lease_token = NULL
+             FROM wide w
+             WHERE q.delivery_id = w.id AND w.state = 'pending'
          ),
          logged AS (
              INSERT INTO delivery_attempts
@@ -92,8 +117,8 @@ pub async fn complete(pool: &PgPool, outcomes: &[Outcome]) -> Result<()> {
              FROM o JOIN deliveries d ON d.id = o.id
              ON CONFLICT (delivery_id, lease_token) WHERE lease_token IS NOT NULL DO NOTHING
          )
-         SELECT DISTINCT u.endpoint_id, u.ordering_key FROM upd u
-         WHERE u.queue IS NULL AND u.ordering_key IS NOT NULL
+         SELECT DISTINCT g.endpoint_id, g.ordering_key FROM gone g
+         WHERE g.ordering_key IS NOT NULL
          ORDER BY 1, 2",
     )
     .bind(&ids)

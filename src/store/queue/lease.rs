@@ -16,10 +16,10 @@ pub async fn renew_leases(pool: &PgPool, held: &[(Uuid, Uuid)], lease_ms: i64) -
     }
     let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = held.iter().copied().unzip();
     let done = sqlx::query(
-        "UPDATE deliveries d
+        "UPDATE delivery_queue q
          SET locked_until = now() + make_interval(secs => $3::float8 / 1000)
          FROM UNNEST($1::uuid[], $2::uuid[]) AS r(id, token)
-         WHERE d.id = r.id AND d.lease_token = r.token AND d.queue = 'running'",
+         WHERE q.delivery_id = r.id AND q.lease_token = r.token AND q.queue = 'running'",
     )
     .bind(&ids)
     .bind(&tokens)
@@ -38,21 +38,32 @@ pub async fn release_leases(pool: &PgPool, held: &[(Uuid, Uuid)]) -> Result<u64>
         return Ok(0);
     }
     let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = held.iter().copied().unzip();
+    let mut tx = pool.begin().await?;
+    // Lock first, read the delivery's state after: a cancel that held the queue row has
+    // committed by the time the second statement takes its snapshot.
+    sqlx::query(
+        "SELECT 1 FROM delivery_queue q
+         WHERE q.delivery_id = ANY ($1::uuid[])
+         ORDER BY q.delivery_id FOR UPDATE",
+    )
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
     let done = sqlx::query(
-        "UPDATE deliveries d
+        "UPDATE delivery_queue q
          SET queue = 'ready',
              next_attempt_at = now(),
              locked_until = NULL,
              lease_token = NULL,
-             attempts = greatest(d.attempts - 1, 0),
-             updated_at = now()
-         FROM UNNEST($1::uuid[], $2::uuid[]) AS r(id, token)
-         WHERE d.id = r.id AND d.lease_token = r.token AND d.queue = 'running'
-           AND d.state = 'pending'",
+             attempts = greatest(q.attempts - 1, 0)
+         FROM UNNEST($1::uuid[], $2::uuid[]) AS r(id, token), deliveries d
+         WHERE q.delivery_id = r.id AND q.lease_token = r.token AND q.queue = 'running'
+           AND d.id = q.delivery_id AND d.state = 'pending'",
     )
     .bind(&ids)
     .bind(&tokens)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(done.rows_affected())
 }

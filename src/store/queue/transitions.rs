@@ -8,12 +8,14 @@ use super::super::{Delivery, DeliveryDetail, Result, StoreError, WAKE_CHANNEL};
 use super::complete::release_next;
 use crate::model::Trigger;
 
-/// What a replay does to a delivery: pending and ready again, a new series from attempt 1
-/// (the caller sets `trigger` and, unless it uses [`REPLAY_SET`], `next_attempt_at`). A
-/// replayed delivery of an ordered endpoint keeps its sequence number and is sent at once; a
-/// later delivery of its key that was already sent is then flagged `out_of_order`.
-pub(crate) const REPLAY_SERIES: &str = "state = 'pending', queue = 'ready', series = series + 1,
-    attempts = 0, locked_until = NULL, lease_token = NULL, updated_at = now()";
+/// What a replay does to a delivery: pending again, a new series from attempt 1 (the caller
+/// sets `trigger` and, unless it uses [`REPLAY_SET`], `next_attempt_at`). The
+/// `deliveries_queue_replay` trigger (migrations/0015) puts it back in the queue, ready at
+/// `next_attempt_at`. A replayed delivery of an ordered endpoint keeps its sequence number and
+/// is sent at once; a later delivery of its key that was already sent is then flagged
+/// `out_of_order`.
+pub(crate) const REPLAY_SERIES: &str =
+    "state = 'pending', series = series + 1, attempts = 0, updated_at = now()";
 
 /// [`REPLAY_SERIES`], due now.
 pub(crate) const REPLAY_SET: &str =
@@ -31,11 +33,14 @@ impl Delivery {
     /// is refused until that attempt ends, so two series never run at once.
     pub async fn replay(pool: &PgPool, id: Uuid, trigger: Trigger) -> Result<DeliveryDetail> {
         let mut tx = pool.begin().await?;
-        let found: Option<(String, Option<String>)> =
-            sqlx::query_as("SELECT state, queue FROM deliveries WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let found: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT d.state, q.queue FROM deliveries d
+                 LEFT JOIN delivery_queue q ON q.delivery_id = d.id
+                 WHERE d.id = $1 FOR UPDATE OF d",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         match found {
             None => return Err(StoreError::NotFound("delivery")),
             Some((_, Some(queue))) if queue == "running" => {
@@ -77,35 +82,52 @@ impl Delivery {
     /// of its proposal) releases the next one now.
     pub async fn cancel_because(pool: &PgPool, id: Uuid, reason: &str) -> Result<DeliveryDetail> {
         let mut tx = pool.begin().await?;
-        let updated: Option<(String, Option<String>, Uuid, Option<String>)> = sqlx::query_as(
-            "WITH target AS (
-                 SELECT id, state, queue FROM deliveries WHERE id = $1 FOR UPDATE
-             )
-             UPDATE deliveries d SET
-                 state = CASE WHEN t.state = 'pending' THEN 'canceled' ELSE d.state END,
-                 queue = CASE WHEN t.queue = 'running' THEN 'running' END,
-                 last_error = CASE WHEN t.state = 'pending' THEN $2 ELSE d.last_error END,
-                 updated_at = CASE WHEN t.state = 'pending' THEN now() ELSE d.updated_at END
-             FROM target t WHERE d.id = t.id
-             RETURNING t.state, t.queue, d.endpoint_id, d.ordering_key",
+        // The queue row first, then the delivery: the order completion locks them in.
+        let queued: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(
+            "SELECT queue, ordering_key, sequence FROM delivery_queue
+             WHERE delivery_id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let found: Option<(String, Uuid)> =
+            sqlx::query_as("SELECT state, endpoint_id FROM deliveries WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (state, endpoint) = found.ok_or(StoreError::NotFound("delivery"))?;
+        if state != "pending" {
+            return Err(StoreError::Conflict(format!(
+                "only pending deliveries can be canceled; this one is {state}"
+            )));
+        }
+        let (queue, key, sequence) = match queued {
+            Some((queue, key, sequence)) => (Some(queue), key, sequence),
+            None => (None, None, None),
+        };
+        sqlx::query(
+            "UPDATE deliveries SET state = 'canceled', last_error = $2, updated_at = now(),
+                 ordering_key = coalesce($3, ordering_key), sequence = coalesce($4, sequence)
+             WHERE id = $1",
         )
         .bind(id)
         .bind(reason)
-        .fetch_optional(&mut *tx)
+        .bind(key.as_deref())
+        .bind(sequence)
+        .execute(&mut *tx)
         .await?;
-        match updated {
-            None => Err(StoreError::NotFound("delivery")),
-            Some((state, queue, endpoint, key)) if state == "pending" => {
-                if let (Some("ready"), Some(key)) = (queue.as_deref(), key) {
-                    release_next(&mut tx, &[(endpoint, key)]).await?;
-                }
-                tx.commit().await?;
-                Self::get(pool, id).await
-            }
-            Some((other, ..)) => Err(StoreError::Conflict(format!(
-                "only pending deliveries can be canceled; this one is {other}"
-            ))),
+        // One whose request is on the wire keeps its running row until that request ends.
+        if queue.as_deref() != Some("running") {
+            sqlx::query("DELETE FROM delivery_queue WHERE delivery_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
+        if let (Some("ready"), Some(key)) = (queue.as_deref(), key) {
+            release_next(&mut tx, &[(endpoint, key)]).await?;
+        }
+        tx.commit().await?;
+        Self::get(pool, id).await
     }
 }
 
@@ -121,26 +143,41 @@ pub(crate) async fn cancel_pending(
         Scope::Partner(id) => (Some(id), None),
         Scope::Endpoint(id) => (None, Some(id)),
     };
-    let done = sqlx::query(
-        "UPDATE deliveries SET state = 'canceled', last_error = $3,
-             queue = CASE WHEN queue = 'running' THEN 'running' END, updated_at = now()
-         WHERE state = 'pending'
-           AND ($1::uuid IS NULL OR partner_id = $1)
-           AND ($2::uuid IS NULL OR endpoint_id = $2)",
+    let canceled: i64 = sqlx::query_scalar(
+        "WITH queued AS (
+             SELECT q.delivery_id, q.queue, q.ordering_key, q.sequence
+             FROM deliveries d JOIN delivery_queue q ON q.delivery_id = d.id
+             WHERE d.state = 'pending'
+               AND ($1::uuid IS NULL OR d.partner_id = $1)
+               AND ($2::uuid IS NULL OR d.endpoint_id = $2)
+             ORDER BY q.delivery_id
+             FOR UPDATE OF q
+         ),
+         canceled AS (
+             UPDATE deliveries d SET state = 'canceled', last_error = $3, updated_at = now(),
+                 ordering_key = q.ordering_key, sequence = q.sequence
+             FROM queued q WHERE d.id = q.delivery_id AND d.state = 'pending'
+             RETURNING d.id
+         ),
+         dequeued AS (
+             DELETE FROM delivery_queue x USING queued q
+             WHERE x.delivery_id = q.delivery_id AND q.queue <> 'running'
+         )
+         SELECT count(*) FROM canceled",
     )
     .bind(partner)
     .bind(endpoint)
     .bind(reason)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(done.rows_affected())
+    Ok(canceled as u64)
 }
 
 /// The endpoint no longer orders per proposal: its deliveries that arrive or wait for a
 /// predecessor are ready now.
 pub(crate) async fn unorder(conn: &mut sqlx::PgConnection, endpoint_id: Uuid) -> Result<u64> {
     let done = sqlx::query(
-        "UPDATE deliveries SET queue = 'ready', updated_at = now()
+        "UPDATE delivery_queue SET queue = 'ready'
          WHERE endpoint_id = $1 AND queue IN ('arriving', 'waiting')",
     )
     .bind(endpoint_id)

@@ -28,40 +28,54 @@ pub async fn reap_expired_leases(pool: &PgPool, max_rows: i64) -> Result<u64> {
         .await?;
     let reaped: Vec<(Uuid, Uuid, Option<String>, Option<String>)> = sqlx::query_as(
         "WITH lost AS (
-             SELECT d.id, d.lease_token FROM deliveries d
-             WHERE d.queue = 'running' AND d.locked_until < now()
-             ORDER BY d.locked_until
+             SELECT q.delivery_id AS id, q.lease_token, q.attempts, q.ordering_key,
+                    q.sequence, e.max_attempts
+             FROM delivery_queue q JOIN endpoints e ON e.id = q.endpoint_id
+             WHERE q.queue = 'running' AND q.locked_until < now()
+             ORDER BY q.locked_until
              LIMIT $1
-             FOR UPDATE SKIP LOCKED
+             FOR UPDATE OF q SKIP LOCKED
          ),
-         upd AS (
+         wide AS (
              UPDATE deliveries d SET
-                 state = CASE WHEN d.state = 'pending' AND d.attempts >= e.max_attempts
+                 state = CASE WHEN d.state = 'pending' AND l.attempts >= l.max_attempts
                               THEN 'dead' ELSE d.state END,
-                 queue = CASE WHEN d.state = 'pending' AND d.attempts < e.max_attempts
-                              THEN 'ready' END,
-                 next_attempt_at = now(),
-                 locked_until = NULL,
-                 lease_token = NULL,
+                 attempts = CASE WHEN d.state = 'pending' THEN l.attempts ELSE d.attempts END,
+                 next_attempt_at = CASE WHEN d.state = 'pending' THEN now()
+                                        ELSE d.next_attempt_at END,
                  last_status_code = CASE WHEN d.state = 'pending' THEN NULL
                                          ELSE d.last_status_code END,
                  last_error = CASE WHEN d.state = 'pending' THEN $2 ELSE d.last_error END,
+                 ordering_key = l.ordering_key,
+                 sequence = l.sequence,
                  updated_at = now()
-             FROM lost, endpoints e
-             WHERE d.id = lost.id AND e.id = d.endpoint_id
-             RETURNING d.id, d.endpoint_id, d.ordering_key, d.queue, d.series, d.attempts,
-                       d.trigger, lost.lease_token
+             FROM lost l
+             WHERE d.id = l.id
+             RETURNING d.id, d.endpoint_id, d.state, d.series, d.trigger, l.attempts,
+                       l.lease_token
+         ),
+         gone AS (
+             DELETE FROM delivery_queue q USING wide w
+             WHERE q.delivery_id = w.id AND w.state <> 'pending'
+         ),
+         retry AS (
+             UPDATE delivery_queue q SET queue = 'ready', next_attempt_at = now(),
+                    locked_until = NULL, lease_token = NULL
+             FROM wide w
+             WHERE q.delivery_id = w.id AND w.state = 'pending'
          ),
          logged AS (
              INSERT INTO delivery_attempts
                  (delivery_id, endpoint_id, series, attempt, started_at, duration_ms, error,
                   trigger, lease_token)
-             SELECT u.id, u.endpoint_id, u.series, u.attempts, now(), 0, $2, u.trigger,
-                    u.lease_token
-             FROM upd u
+             SELECT w.id, w.endpoint_id, w.series, w.attempts, now(), 0, $2, w.trigger,
+                    w.lease_token
+             FROM wide w
              ON CONFLICT (delivery_id, lease_token) WHERE lease_token IS NOT NULL DO NOTHING
          )
-         SELECT u.id, u.endpoint_id, u.ordering_key, u.queue FROM upd u",
+         SELECT w.id, w.endpoint_id, l.ordering_key,
+                CASE WHEN w.state = 'pending' THEN 'ready' END AS queue
+         FROM wide w JOIN lost l ON l.id = w.id",
     )
     .bind(max_rows)
     .bind(LOST)

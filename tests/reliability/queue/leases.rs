@@ -56,7 +56,8 @@ async fn no_lease_expires_under_a_live_request_or_a_slow_completion() {
     let id = enqueue_status(&app, partner, Uuid::new_v4(), 1).await;
     rx.wait_for(1, Duration::from_secs(20)).await;
     let (first_lease, token): (DateTime<Utc>, Uuid) = sqlx::query_as(
-        "SELECT locked_until, lease_token FROM deliveries WHERE id = $1::uuid AND queue = 'running'",
+        "SELECT locked_until, lease_token FROM delivery_queue
+         WHERE delivery_id = $1::uuid AND queue = 'running'",
     )
     .bind(&id)
     .fetch_one(&app.pool)
@@ -85,7 +86,7 @@ async fn no_lease_expires_under_a_live_request_or_a_slow_completion() {
     assert!(refusals >= 1, "the completion was attempted and held");
     let (still_ours, renewed): (bool, bool) = sqlx::query_as(
         "SELECT lease_token = $2 AND queue = 'running', locked_until > now()
-         FROM deliveries WHERE id = $1::uuid",
+         FROM delivery_queue WHERE delivery_id = $1::uuid",
     )
     .bind(&id)
     .bind(token)
@@ -143,7 +144,8 @@ async fn a_delivery_whose_workers_keep_dying_ends_dead_at_max_attempts() {
         assert_eq!(claimed[0].attempt, round, "the counter rises at the claim");
         wait_until("the lease to expire", Duration::from_secs(10), || async {
             sqlx::query_scalar::<_, bool>(
-                "SELECT locked_until < now() FROM deliveries WHERE id = $1::uuid",
+                "SELECT coalesce((SELECT locked_until < now() FROM delivery_queue
+                                  WHERE delivery_id = $1::uuid), true)",
             )
             .bind(&id)
             .fetch_one(&app.pool)
@@ -196,9 +198,10 @@ fn outcome_of(c: &Claimed, token: Uuid, next: Next) -> Outcome {
 /// Everything the completion may change, per delivery, as text.
 async fn queue_rows(pool: &PgPool) -> Vec<String> {
     sqlx::query_scalar(
-        "SELECT concat_ws('|', id, state, queue, attempts, next_attempt_at, locked_until,
-                          lease_token, last_status_code, last_error, delivered_at, updated_at)
-         FROM deliveries ORDER BY id",
+        "SELECT concat_ws('|', d.id, d.state, q.queue, d.attempts, q.attempts, d.next_attempt_at,
+                          q.next_attempt_at, q.locked_until, q.lease_token, d.last_status_code,
+                          d.last_error, d.delivered_at, d.updated_at)
+         FROM deliveries d LEFT JOIN delivery_queue q ON q.delivery_id = d.id ORDER BY d.id",
     )
     .fetch_all(pool)
     .await

@@ -75,10 +75,14 @@ pub async fn wait_delivered(app: &TestApp, endpoint: &str, n: i64, deadline: Ins
 
 /// Pending deliveries per queue position (`arriving`, `waiting`, `ready`, `running`).
 pub async fn by_queue(app: &TestApp) -> Vec<(Option<String>, i64)> {
-    sqlx::query_as("SELECT queue, count(*) FROM deliveries GROUP BY queue ORDER BY queue")
-        .fetch_all(&app.pool)
-        .await
-        .unwrap()
+    sqlx::query_as(
+        "SELECT q.queue, count(*) FROM deliveries d
+         LEFT JOIN delivery_queue q ON q.delivery_id = d.id
+         GROUP BY q.queue ORDER BY q.queue",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
 }
 
 /// The X-Callback-Id of every request `rx` got, each once; panics on a repeat.
