@@ -13,7 +13,7 @@ use super::caller::Caller;
 use super::enqueue_group::Answer;
 use super::extract::{ApiJson, parse_json, path_id};
 use super::{ApiContext, ApiError, BatchItemError};
-use crate::model::{NewNotification, ValidationError};
+use crate::model::{NewNotification, TraceParent, ValidationError};
 use crate::store::Notification;
 
 /// Most notifications one batch may carry.
@@ -21,6 +21,9 @@ pub const MAX_BATCH: usize = 1000;
 
 /// The header that makes `POST /v1/notifications` safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The W3C Trace Context header stored with a notification.
+pub const TRACEPARENT: &str = "traceparent";
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
@@ -34,10 +37,11 @@ pub fn router() -> Router<ApiContext> {
 async fn enqueue(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
-    ApiJson(n): ApiJson<NewNotification>,
+    ApiJson(mut n): ApiJson<NewNotification>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     n.validate()?;
+    n.traceparent = traceparent(&headers);
     Ok(match ctx.enqueuer.enqueue(n, key).await? {
         Answer::Created(answer) => (StatusCode::ACCEPTED, Json(answer)).into_response(),
         Answer::Repeated(answer) => {
@@ -68,6 +72,13 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
         return Err(bad("only printable ASCII characters are allowed"));
     }
     Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// The request's W3C `traceparent`, normalized, when it carries exactly one valid one.
+/// Anything else is ignored, never refused: the platform's tracing cannot fail an enqueue.
+fn traceparent(headers: &HeaderMap) -> Option<String> {
+    let values = headers.get_all(TRACEPARENT).iter().map(|v| v.as_bytes());
+    TraceParent::from_values(values).map(|t| t.to_string())
 }
 
 /// Validates every item first and reports every refused one; then enqueues them all in one
@@ -129,7 +140,15 @@ async fn enqueue_batch(
             items: refused,
         });
     }
-    let items: Vec<NewNotification> = items.into_iter().map(|(_, n)| n).collect();
+    // One request, one trace context: every item of the batch links to it.
+    let trace = traceparent(&headers);
+    let items: Vec<NewNotification> = items
+        .into_iter()
+        .map(|(_, mut n)| {
+            n.traceparent = trace.clone();
+            n
+        })
+        .collect();
     match Notification::enqueue_batch(&ctx.pool, &items).await {
         Ok(answers) => Ok((
             StatusCode::ACCEPTED,

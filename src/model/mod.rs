@@ -8,6 +8,7 @@ pub mod hints;
 mod notification;
 mod status;
 mod text;
+mod trace;
 
 pub use delivery::{DeliveryState, Trigger, error_kind};
 pub use endpoint::{Environment, Method, Ordering, Signing, validate_url_shape};
@@ -15,6 +16,7 @@ pub use event::EventType;
 pub use notification::NewNotification;
 pub use status::ProposalStatus;
 pub use text::{text_from_bytes, text_from_str};
+pub use trace::TraceParent;
 
 /// Input that breaks a rule, with the field it concerns (a JSON path such as `auth.token`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -23,6 +23,11 @@ pub struct NewNotification {
     /// Kept as the exact text received, so the partner gets the keys in the same order.
     #[serde(default)]
     pub body: Option<Box<RawValue>>,
+    /// The request's W3C `traceparent`, when it carried a valid one: stored with the
+    /// notification so its attempts can link to the platform's trace. Not part of the body,
+    /// nor of the Idempotency-Key fingerprint (a retry is the same request whatever its trace).
+    #[serde(skip)]
+    pub traceparent: Option<String>,
 }
 
 impl NewNotification {

@@ -215,10 +215,10 @@ pub async fn insert_fanned_out(
     let proposals: Vec<Option<Uuid>> = items.iter().map(|n| n.proposal).collect();
     sqlx::query(
         "INSERT INTO notifications (id, partner_id, environment, event_type, proposal, status,
-                                    identifier, body)
-         SELECT x.id, x.p, x.e, x.t, x.pr, x.s, x.i, x.b::json
+                                    identifier, body, traceparent)
+         SELECT x.id, x.p, x.e, x.t, x.pr, x.s, x.i, x.b::json, x.tp
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::int2[],
-                     $7::text[], $8::text[]) AS x(id, p, e, t, pr, s, i, b)",
+                     $7::text[], $8::text[], $9::text[]) AS x(id, p, e, t, pr, s, i, b, tp)",
     )
     .bind(&ids)
     .bind(&partners)
@@ -241,6 +241,12 @@ pub async fn insert_fanned_out(
         items
             .iter()
             .map(|n| n.body.as_ref().map(|b| b.get()))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|n| n.traceparent.as_deref())
             .collect::<Vec<_>>(),
     )
     .execute(&mut *conn)

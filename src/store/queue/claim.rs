@@ -130,7 +130,8 @@ pub const CLAIM_SQL: &str = const_format::concatcp!(
                    q.attempts AS attempt, d.series, e.url, e.method, e.auth_sealed,
                    e.updated_at AS endpoint_updated_at, e.timeout_ms, e.max_attempts,
                    n.proposal, n.status, n.identifier, n.body::text AS body, q.sequence,
-                   e.signing_sealed, e.auto_replay_dead_on_recovery AS auto_replay"
+                   e.signing_sealed, e.auto_replay_dead_on_recovery AS auto_replay,
+                   n.traceparent, e.propagate_trace_context"
 );
 
 /// Claims up to `limit` due deliveries for `lease_ms` under `lease_token`, respecting `room`

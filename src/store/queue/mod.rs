@@ -89,6 +89,10 @@ pub struct Claimed {
     pub signing_sealed: Option<Vec<u8>>,
     /// The endpoint replays its dead deliveries once it answers 2xx again.
     pub auto_replay: bool,
+    /// The enqueue request's W3C traceparent (validated when stored): the attempt links to it.
+    pub traceparent: Option<String>,
+    /// The endpoint wants the attempt's trace context in a `traceparent` header.
+    pub propagate_trace_context: bool,
 }
 
 /// What happens to a delivery after an attempt.
