@@ -49,6 +49,8 @@ pub struct Settings {
     pub alerts_failure_streak: u32,
     pub alerts_min_interval_s: u64,
     pub alerts_burst_window_ms: u64,
+    /// OTLP/HTTP base URL traces are exported to; empty: none (see [`Settings::otlp_endpoint`]).
+    pub otlp_endpoint: String,
 }
 
 // Secrets stay out of Debug output, so a settings dump in a log never leaks them.
@@ -81,6 +83,7 @@ impl std::fmt::Debug for Settings {
             .field("alerts_token", &"<redacted>")
             .field("alerts_failure_streak", &self.alerts_failure_streak)
             .field("alerts_min_interval_s", &self.alerts_min_interval_s)
+            .field("otlp_endpoint", &redact_url(&self.otlp_endpoint))
             .finish_non_exhaustive()
     }
 }
@@ -210,6 +213,17 @@ impl Settings {
             }
         }
         self.metrics_address()?;
+        if let Some(endpoint) = self.otlp_endpoint() {
+            match url::Url::parse(endpoint) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => {
+                    return invalid(
+                        "otlp_endpoint",
+                        "must be empty or a URL like http://127.0.0.1:4318",
+                    );
+                }
+            }
+        }
         if self.database_max_connections < 2 {
             return invalid("database_max_connections", "must be at least 2");
         }
@@ -243,6 +257,11 @@ impl Settings {
             key: "metrics_listen",
             message: "must be empty or an address like 127.0.0.1:9100".to_string(),
         })
+    }
+
+    /// Where traces go over OTLP/HTTP (the base URL; `/v1/traces` is added), or None.
+    pub fn otlp_endpoint(&self) -> Option<&str> {
+        Some(self.otlp_endpoint.trim()).filter(|e| !e.is_empty())
     }
 
     pub fn lease(&self) -> Duration {

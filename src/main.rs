@@ -54,9 +54,27 @@ async fn main() -> ExitCode {
     } else {
         "info,sqlx=warn"
     };
-    telemetry::init(cli.log_format, default_filter);
+    // Settings first: they say where traces go. A bad setting is reported once the log is
+    // up, like any other error.
+    let settings = Settings::load(cli.config.as_deref());
+    let otlp = match (&cli.command, &settings) {
+        (Command::Serve { .. }, Ok(s)) => s.otlp_endpoint(),
+        _ => None,
+    };
+    let traces = match telemetry::init(cli.log_format, default_filter, otlp) {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("callbackd: traces (otlp_endpoint): {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let log_format = cli.log_format;
-    match run(cli).await {
+    let result = run(cli, settings).await;
+    // Whatever was recorded until the end (the last attempts of a graceful stop) is sent.
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line a person can act on, on stderr. The text log (stdout) would only say
@@ -71,8 +89,11 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(cli.config.as_deref()).map_err(StartupError::from)?;
+async fn run(
+    cli: Cli,
+    settings: Result<Settings, callbackd::config::ConfigError>,
+) -> anyhow::Result<()> {
+    let settings = settings.map_err(StartupError::from)?;
     match cli.command {
         Command::Migrate => {
             let secrets = SecretBox::from_setting(&settings.secret_key)
