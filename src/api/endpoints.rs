@@ -43,6 +43,7 @@ struct EndpointBody {
     signing_grace_s: Option<i64>,
     auto_replay_dead_on_recovery: Option<bool>,
     auto_replay_window_s: Option<i64>,
+    propagate_trace_context: Option<bool>,
     /// Absent: keep (or none, when creating); null: no limit; a number: requests per second.
     #[serde(default, deserialize_with = "present")]
     rate_limit_per_s: Option<Option<i64>>,
@@ -264,6 +265,10 @@ async fn record(
             1,
             6,
         )?,
+        propagate_trace_context: body
+            .propagate_trace_context
+            .or(current.map(|c| c.propagate_trace_context))
+            .unwrap_or(false),
         rate_limit_per_s: match body.rate_limit_per_s {
             Some(Some(rate)) => Some(in_range(rate, "rate_limit_per_s", 1, 100_000)?),
             Some(None) => None,

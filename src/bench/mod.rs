@@ -174,6 +174,7 @@ async fn register(
                 rate_limit_per_s: None,
                 statuses: None,
                 schedule_types: None,
+                propagate_trace_context: false,
             },
         )
         .await?;

@@ -258,8 +258,10 @@ impl Dispatcher {
             attempt = c.attempt,
             series = c.series,
             status_code = tracing::field::Empty,
+            error_kind = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
+        crate::telemetry::link(&span, c.traceparent.as_deref());
         ::metrics::gauge!(crate::prometheus::IN_FLIGHT).increment(1.0);
         // A panic in the attempt (a bug, or an input nobody foresaw) must not lose the
         // delivery's slot, its endpoint's count or its outcome: it becomes a failed attempt
@@ -312,9 +314,13 @@ impl Dispatcher {
     /// What an attempt's result means for the delivery: delivered, retried later, or dead.
     fn conclude(&self, c: &Claimed, lease_token: Uuid, result: AttemptResult) -> Outcome {
         let span = tracing::Span::current();
-        span.record("duration_ms", result.duration.as_millis() as u64);
+        span.record(
+            "duration_ms",
+            i64::try_from(result.duration.as_millis()).unwrap_or(i64::MAX),
+        );
         if let Some(code) = result.status_code {
-            span.record("status_code", code);
+            // As a signed integer: OpenTelemetry has no unsigned one (a u64 became a string).
+            span.record("status_code", i64::from(code));
         }
         let next = if result.succeeded() {
             tracing::info!("delivered");
@@ -345,6 +351,7 @@ impl Dispatcher {
         if let Some(kind) =
             crate::model::error_kind(result.error.as_deref(), result.status_code.map(i32::from))
         {
+            span.record("error_kind", kind);
             crate::prometheus::record_failed_attempt(&c.partner_id, kind);
         }
         Outcome {
@@ -390,6 +397,16 @@ impl Dispatcher {
         .build();
         if let Some(keys) = &creds.signing {
             request::sign_standard_webhooks(&mut request, keys, c.id, unix_time);
+        }
+        // The attempt's own trace context, never the platform's: only for endpoints that
+        // asked for it (prepare runs inside the attempt span).
+        if c.propagate_trace_context
+            && let Some(value) = crate::telemetry::traceparent(&tracing::Span::current())
+        {
+            request.headers_mut().insert(
+                reqwest::header::HeaderName::from_static("traceparent"),
+                reqwest::header::HeaderValue::try_from(value).expect("ASCII header value"),
+            );
         }
         Ok((request, creds.auth.clone()))
     }

@@ -35,6 +35,8 @@ pub struct Endpoint {
     pub statuses: Option<Vec<i16>>,
     /// The schedule event types (`TipoEvento`, 1–6) this endpoint wants; None: all.
     pub schedule_types: Option<Vec<i16>>,
+    /// Callbacks carry a W3C `traceparent` header (the attempt span's context).
+    pub propagate_trace_context: bool,
     /// A generated signing secret, shown once in the answer that created it.
     #[sqlx(skip)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,6 +71,7 @@ pub struct EndpointRecord {
     pub rate_limit_per_s: Option<i32>,
     pub statuses: Option<Vec<i16>>,
     pub schedule_types: Option<Vec<i16>>,
+    pub propagate_trace_context: bool,
 }
 
 /// What a write does to the Standard Webhooks keys.
@@ -100,7 +103,8 @@ const RETURNING: &str = "id, partner_id, environment, url, method, event_types, 
                          auth_public, timeout_ms, max_attempts, enabled, \
                          CASE WHEN signing_sealed IS NULL THEN 'none' ELSE 'standard_webhooks' END \
                          AS signing, auto_replay_dead_on_recovery, auto_replay_window_s, \
-                         rate_limit_per_s, statuses, schedule_types, created_at, updated_at";
+                         rate_limit_per_s, statuses, schedule_types, propagate_trace_context, \
+                         created_at, updated_at";
 
 impl Endpoint {
     pub async fn insert(db: impl PgExecutor<'_>, r: &EndpointRecord) -> Result<Endpoint> {
@@ -108,9 +112,9 @@ impl Endpoint {
             "INSERT INTO endpoints (id, partner_id, environment, url, method, event_types,
                  auth_type, auth_public, auth_sealed, timeout_ms, max_attempts, enabled, ordering,
                  signing_sealed, auto_replay_dead_on_recovery, auto_replay_window_s,
-                 rate_limit_per_s, statuses, schedule_types)
+                 rate_limit_per_s, statuses, schedule_types, propagate_trace_context)
              SELECT $1, p.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-                    $18, $19
+                    $18, $19, $20
              FROM partners p WHERE p.id = $2 AND p.deleted_at IS NULL
              RETURNING ",
             RETURNING
@@ -134,6 +138,7 @@ impl Endpoint {
         .bind(r.rate_limit_per_s)
         .bind(&r.statuses)
         .bind(&r.schedule_types)
+        .bind(r.propagate_trace_context)
         .fetch_optional(db)
         .await?
         .ok_or(StoreError::NotFound("partner"))
@@ -152,6 +157,7 @@ impl Endpoint {
                                            WHEN 'set' THEN $14 END,
                  auto_replay_dead_on_recovery = $15, auto_replay_window_s = $16,
                  rate_limit_per_s = $17, statuses = $18, schedule_types = $19,
+                 propagate_trace_context = $20,
                  rate_tat = CASE WHEN $17::int4 IS NULL THEN NULL ELSE rate_tat END,
                  updated_at = now()
              WHERE id = $1 AND deleted_at IS NULL
@@ -177,6 +183,7 @@ impl Endpoint {
         .bind(r.rate_limit_per_s)
         .bind(&r.statuses)
         .bind(&r.schedule_types)
+        .bind(r.propagate_trace_context)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(StoreError::NotFound("endpoint"))?;
