@@ -251,3 +251,65 @@ async fn delivery_listing_filters_and_pages_newest_first() {
         .unwrap();
     assert_eq!(future["items"], json!([]));
 }
+
+/// `propagate_trace_context`: off unless asked for, shown in every view, kept by a PATCH
+/// that does not name it, and a boolean (a string, a number, a list or an object is refused).
+#[tokio::test]
+async fn propagate_trace_context_is_an_opt_in_boolean() {
+    let app = spawn_app().await;
+    let partner = app.create_partner("Acme").await;
+    let off = app
+        .create_endpoint(
+            partner,
+            json!({"environment": "production", "url": "https://a.example/cb", "method": "POST"}),
+        )
+        .await;
+    assert_eq!(off["propagate_trace_context"], false);
+    let on = app
+        .create_endpoint(
+            partner,
+            json!({"environment": "production", "url": "https://b.example/cb", "method": "POST",
+                   "propagate_trace_context": true}),
+        )
+        .await;
+    assert_eq!(on["propagate_trace_context"], true);
+    let path = format!("/v1/endpoints/{}", on["id"].as_str().unwrap());
+    let kept: Value = app
+        .patch(&path, &json!({"enabled": true}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(kept["propagate_trace_context"], true);
+    for bad in [json!("true"), json!(1), json!([true]), json!({})] {
+        let r = app
+            .patch(&path, &json!({"propagate_trace_context": bad}))
+            .await;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert_eq!(
+            body["error"]["field"], "propagate_trace_context",
+            "{bad}: {body}"
+        );
+    }
+    let r = app
+        .patch(&path, &json!({"propagate_trace_context": false}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let shown: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!(shown["propagate_trace_context"], false);
+    let listed: Value = app
+        .get(&format!("/v1/partners/{partner}/endpoints"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let flags: Vec<&Value> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["propagate_trace_context"])
+        .collect();
+    assert_eq!(flags, [&json!(false), &json!(false)]);
+}

@@ -5,6 +5,7 @@
 
 #[path = "../api/helpers.rs"]
 mod helpers;
+mod otlp;
 #[path = "../reliability/process.rs"]
 #[allow(dead_code)] // shared with the reliability tests
 mod process;
