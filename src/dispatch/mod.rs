@@ -403,10 +403,7 @@ impl Dispatcher {
         if c.propagate_trace_context
             && let Some(value) = crate::telemetry::traceparent(&tracing::Span::current())
         {
-            request.headers_mut().insert(
-                reqwest::header::HeaderName::from_static("traceparent"),
-                reqwest::header::HeaderValue::try_from(value).expect("ASCII header value"),
-            );
+            request::set_traceparent(&mut request, value);
         }
         Ok((request, creds.auth.clone()))
     }

@@ -117,6 +117,15 @@ pub fn sign_standard_webhooks(
     }
 }
 
+/// The W3C `traceparent` of an endpoint that asked for trace context (an ASCII value made
+/// by [`crate::telemetry::traceparent`]).
+pub fn set_traceparent(request: &mut reqwest::Request, value: String) {
+    request.headers_mut().insert(
+        HeaderName::from_static("traceparent"),
+        HeaderValue::try_from(value).expect("ASCII header value"),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
