@@ -115,7 +115,7 @@ pub async fn complete(pool: &PgPool, outcomes: &[Outcome]) -> Result<()> {
                     -- why this series exists (a series replaced meanwhile keeps it unknown)
                     CASE WHEN d.series = o.series THEN d.trigger END, o.token
              FROM o JOIN deliveries d ON d.id = o.id
-             ON CONFLICT (delivery_id, lease_token) WHERE lease_token IS NOT NULL DO NOTHING
+             ON CONFLICT (delivery_id, lease_token) DO NOTHING
          )
          SELECT DISTINCT g.endpoint_id, g.ordering_key FROM gone g
          WHERE g.ordering_key IS NOT NULL

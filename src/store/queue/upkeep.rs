@@ -71,7 +71,7 @@ pub async fn reap_expired_leases(pool: &PgPool, max_rows: i64) -> Result<u64> {
              SELECT w.id, w.endpoint_id, w.series, w.attempts, now(), 0, $2, w.trigger,
                     w.lease_token
              FROM wide w
-             ON CONFLICT (delivery_id, lease_token) WHERE lease_token IS NOT NULL DO NOTHING
+             ON CONFLICT (delivery_id, lease_token) DO NOTHING
          )
          SELECT w.id, w.endpoint_id, l.ordering_key,
                 CASE WHEN w.state = 'pending' THEN 'ready' END AS queue
