@@ -70,7 +70,9 @@ async fn explain(
 }
 
 fn deliveries_read(node: &Value) -> f64 {
-    let own = if node["Relation Name"] == "deliveries"
+    // The queue rows and the delivery rows the statement reads.
+    let relation = node["Relation Name"].as_str().unwrap_or("");
+    let own = if (relation == "delivery_queue" || relation == "deliveries")
         && node["Node Type"].as_str().unwrap().ends_with("Scan")
     {
         let n = |k: &str| node[k].as_f64().unwrap_or(0.0);
@@ -93,7 +95,7 @@ impl std::fmt::Display for Cost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} rows returned, {} deliveries rows read, {} shared buffers",
+            "{} rows returned, {} queue and delivery rows read, {} shared buffers",
             self.returned, self.deliveries_read, self.buffers
         )
     }
