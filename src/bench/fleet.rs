@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::pgbouncer::PgBouncer;
 use super::pgstat::{self, Sampler};
-use super::process::{Usage, Worker, all_postgres_cpu, total_usage};
+use super::process::{Usage, Worker, alive, all_postgres_cpu, total_usage};
 use super::{
     BenchArgs, Report, commits, db_now, drain_seconds, enqueue_bulk, latencies, setup,
     wait_delivered, worker_env,
@@ -96,7 +96,16 @@ async fn one(settings: &Settings, args: &BenchArgs, n: usize) -> anyhow::Result<
         .map(|_| Worker::spawn(&worker_url, &env))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut peak = Usage::default();
-    wait_delivered(&pool, "%/ok/%", total, || total_usage(&workers), &mut peak).await?;
+    // A process that dies would leave the wait without an end: watch them meanwhile.
+    let mut pids: Vec<(&str, u32)> = workers.iter().map(|w| ("a worker", w.pid())).collect();
+    pids.extend(bouncer.as_ref().map(|b| ("pgbouncer", b.pid())));
+    tokio::select! {
+        done = wait_delivered(&pool, "%/ok/%", total, || total_usage(&workers), &mut peak) => done?,
+        (who, pid) = watch(&pids) => anyhow::bail!(
+            "{who} (pid {pid}) exited during the run{}",
+            bouncer.as_ref().map(|b| format!("; pgbouncer's log:\n{}", b.log())).unwrap_or_default()
+        ),
+    }
     let activity = sampler.finish().await?;
     let used = total_usage(&workers);
     let pg_all = all_postgres_cpu() - pg_all_before;
@@ -164,6 +173,16 @@ async fn one(settings: &Settings, args: &BenchArgs, n: usize) -> anyhow::Result<
         )),
     };
     Ok((row, report))
+}
+
+/// Returns the first of `pids` that is no longer running.
+async fn watch<'a>(pids: &[(&'a str, u32)]) -> (&'a str, u32) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if let Some(gone) = pids.iter().find(|(_, pid)| !alive(*pid)) {
+            return *gone;
+        }
+    }
 }
 
 /// `fleet-<n>` (`fleet-pooled-<n>` through PgBouncer). The report keeps a `&'static str`; the

@@ -51,6 +51,9 @@ impl Activity {
     }
 }
 
+/// pid, state, wait_event_type, wait_event of one backend.
+type BackendRow = (i32, Option<String>, Option<String>, Option<String>);
+
 pub struct Sampler {
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<anyhow::Result<Activity>>,
@@ -71,13 +74,12 @@ impl Sampler {
             let mut interval = tokio::time::interval(INTERVAL);
             while !flag.load(Ordering::Relaxed) {
                 interval.tick().await;
-                let rows: Vec<(i32, Option<String>, Option<String>, Option<String>)> =
-                    sqlx::query_as(
-                        "SELECT pid, state, wait_event_type, wait_event FROM pg_stat_activity
+                let rows: Vec<BackendRow> = sqlx::query_as(
+                    "SELECT pid, state, wait_event_type, wait_event FROM pg_stat_activity
                          WHERE datname = current_database() AND pid <> pg_backend_pid()",
-                    )
-                    .fetch_all(&mut conn)
-                    .await?;
+                )
+                .fetch_all(&mut conn)
+                .await?;
                 a.samples += 1;
                 let mut here = 0;
                 for (pid, state, wtype, wevent) in rows {

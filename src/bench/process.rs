@@ -135,3 +135,12 @@ pub fn total_usage(workers: &[Worker]) -> Usage {
             cpu_seconds: a.cpu_seconds + u.cpu_seconds,
         })
 }
+
+/// Whether `pid` still runs (not gone, not a zombie waiting to be reaped).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
