@@ -19,6 +19,7 @@ mod receiver;
 #[allow(dead_code)]
 mod traffic;
 
+mod demoted;
 mod failover;
 mod pgbouncer;
 mod pooler;
