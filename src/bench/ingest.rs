@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::process::{Usage, Worker, cpu_seconds};
+use super::process::{Usage, Worker, all_postgres_cpu, cpu_seconds};
 use super::{BenchArgs, KEY, Report, db_now, drain_seconds, setup, wait_delivered};
 use crate::config::Settings;
 
@@ -283,17 +283,4 @@ impl Cpu {
             postgres_all: self.postgres_all - before.postgres_all,
         }
     }
-}
-
-fn all_postgres_cpu() -> f64 {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim_end() == "postgres")
-        })
-        .map(cpu_seconds)
-        .sum()
 }

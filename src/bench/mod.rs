@@ -2,7 +2,10 @@
 //! PostgreSQL, with a worker process under test and a fast receiver on 127.0.0.1.
 //! Prints one JSON line per scenario, then a table.
 
+mod fleet;
 mod ingest;
+mod pgbouncer;
+mod pgstat;
 mod process;
 mod receiver;
 mod scenarios;
@@ -30,6 +33,8 @@ pub enum Scenario {
     Backlog,
     /// Not part of `all`: HTTP clients through the real API (see ingest.rs).
     Ingest,
+    /// Not part of `all`: the burst drained by 1, 2 and 4 worker processes (see fleet.rs).
+    Fleet,
     All,
 }
 
@@ -62,6 +67,16 @@ pub struct BenchArgs {
     /// ingest: concurrent HTTP clients.
     #[arg(long, default_value_t = 32)]
     clients: usize,
+    /// fleet: the worker process counts to run, one fresh database each.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    workers: Vec<usize>,
+    /// fleet: through a private PgBouncer in this pool mode (`session` when given bare),
+    /// LISTEN and migrations direct.
+    #[arg(long, num_args = 0..=1, default_missing_value = "session", value_name = "POOL_MODE")]
+    via_pgbouncer: Option<String>,
+    /// fleet: PgBouncer's server connections (default: every worker's whole pool, plus 4).
+    #[arg(long)]
+    pool_size: Option<u32>,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -105,6 +120,11 @@ pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
             }
             Scenario::Steady => scenarios::steady(&settings, &args).await?,
             Scenario::Ingest => ingest::ingest(&settings, &args).await?,
+            Scenario::Fleet => {
+                // One report per worker count, each printed by fleet as it ends.
+                reports.extend(fleet::fleet(&settings, &args).await?);
+                continue;
+            }
             Scenario::Backlog | Scenario::All => scenarios::backlog(&settings, &args).await?,
         };
         println!("{}", serde_json::to_string(&report)?);

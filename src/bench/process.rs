@@ -108,3 +108,39 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     let clk = 100.0; // USER_HZ on Linux
     (ticks(11) + ticks(12)) / clk
 }
+
+/// CPU seconds used so far by every `postgres` process of the machine (the postmaster's
+/// children: backends, WAL writer, checkpointer, autovacuum; other users of the server too).
+pub fn all_postgres_cpu() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim_end() == "postgres")
+        })
+        .map(cpu_seconds)
+        .sum()
+}
+
+/// The processes of a fleet taken together: memory and CPU summed.
+pub fn total_usage(workers: &[Worker]) -> Usage {
+    workers
+        .iter()
+        .map(Worker::usage)
+        .fold(Usage::default(), |a, u| Usage {
+            peak_rss_mb: a.peak_rss_mb + u.peak_rss_mb,
+            rss_mb: a.rss_mb + u.rss_mb,
+            cpu_seconds: a.cpu_seconds + u.cpu_seconds,
+        })
+}
+
+/// Whether `pid` still runs (not gone, not a zombie waiting to be reaped).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}

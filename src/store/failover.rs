@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 use sqlx::{Connection, PgPool};
 
 use super::hosts::{SessionAttrs, Targets};
@@ -30,7 +30,6 @@ pub fn options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
 /// Does the connection's host accept writes? A standby (in recovery) or a server set to
 /// `default_transaction_read_only` does not.
 pub async fn writable(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
-    // No parameters: the simple protocol, so it also works through a transaction pooler.
     sqlx::query_scalar(
         "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'",
     )
@@ -44,6 +43,42 @@ pub fn read_only_error() -> sqlx::Error {
     sqlx::Error::Io(std::io::Error::other(
         "the database host is read-only (a standby): waiting for a host that accepts writes",
     ))
+}
+
+/// `options` with the checks that keep writes off read-only hosts when `attrs` asks for a
+/// host that accepts writes: a new connection to a read-only host is refused
+/// (`after_connect`), and a pooled one whose host became read-only is closed at checkout
+/// (`before_acquire`, which also finds dead connections, as the ping it replaces did).
+pub fn guard(options: PgPoolOptions, attrs: SessionAttrs) -> PgPoolOptions {
+    if attrs == SessionAttrs::Any {
+        // After a server restart every idle connection is dead: check each one before use
+        // (sqlx's default, stated here because the restart guarantee rests on it).
+        return options.test_before_acquire(true);
+    }
+    options
+        .test_before_acquire(false)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                if !writable(conn).await? {
+                    tracing::warn!("refusing a connection to a read-only host (a standby)");
+                    return Err(read_only_error());
+                }
+                Ok(())
+            })
+        })
+        .before_acquire(|conn, _| {
+            Box::pin(async move {
+                // An error (the server went away) makes the pool drop the connection too.
+                let ok = writable(conn).await?;
+                if !ok {
+                    tracing::warn!(
+                        "closing a pooled connection: its host no longer accepts writes \
+                         (demoted or read-only)"
+                    );
+                }
+                Ok(ok)
+            })
+        })
 }
 
 /// Index of the first host that answers and, if `attrs` asks for it, accepts writes.

@@ -117,27 +117,15 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool>
             Err(e) => return Err(e.into()),
         }
     }
-    let check_writable = targets.attrs == hosts::SessionAttrs::ReadWrite;
-    let pool = PgPoolOptions::new()
+    let options = PgPoolOptions::new()
         .max_connections(max_connections)
         // Bounds the wait for a connection, including opening one (sqlx retries a refused
         // connect within it): with the server down, a request gets its 503 after this, not
         // a hang. It leaves room inside the 5 s an API caller may wait.
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        // After a server restart every idle connection is dead: check each one before use
-        // (sqlx's default, stated here because the restart guarantee rests on it).
-        .test_before_acquire(true)
-        // A standby never gets a connection that is meant to write (after a failover the
-        // pool's target may name one until the monitor moves it).
-        .after_connect(move |conn, _| {
-            Box::pin(async move {
-                if check_writable && !failover::writable(conn).await? {
-                    tracing::warn!("refusing a connection to a read-only host (a standby)");
-                    return Err(failover::read_only_error());
-                }
-                Ok(())
-            })
-        })
+        .acquire_timeout(ACQUIRE_TIMEOUT);
+    // Checked at connect and at every checkout: dead connections and, with read-write,
+    // connections to a host that no longer takes writes are dropped (see failover::guard).
+    let pool = failover::guard(options, targets.attrs)
         .connect_with(failover::options(url)?)
         .await?;
     if targets.urls.len() > 1 {

@@ -23,6 +23,9 @@ pub fn is_transient(e: &sqlx::Error) -> bool {
     }
 }
 
+/// SQLSTATE 25006: what a write gets from a host that does not accept writes.
+pub const READ_ONLY_SQL_TRANSACTION: &str = "25006";
+
 /// The SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html) that say
 /// nothing about the statement itself.
 fn is_transient_sqlstate(code: &str) -> bool {
@@ -35,6 +38,11 @@ fn is_transient_sqlstate(code: &str) -> bool {
         | "57P01" | "57P02" | "57P03" | "57P05"
         // too_many_connections: the server is full for a moment.
         | "53300"
+        // read_only_sql_transaction: a write reached a host that does not take writes now (a
+        // primary demoted to standby while up, or a standby named by a stale target). The
+        // pool drops that connection at its next checkout (`failover::guard`) and reconnects
+        // to whichever host accepts writes; the same write succeeds there.
+        | READ_ONLY_SQL_TRANSACTION
     ) || code.starts_with("08") // connection_exception and its subclasses
 }
 
@@ -106,7 +114,7 @@ mod tests {
     fn restarts_conflicts_and_full_servers_are_transient() {
         for code in [
             "40001", "40P01", "57P01", "57P02", "57P03", "57P05", "53300", "08000", "08003",
-            "08006", "08001", "08004", "08P01",
+            "08006", "08001", "08004", "08P01", "25006",
         ] {
             assert!(is_transient(&db(code)), "{code}");
         }
@@ -116,6 +124,8 @@ mod tests {
     fn errors_about_the_statement_or_its_data_are_not() {
         for code in [
             "22021", // invalid byte sequence (a NUL in text)
+            "25001", // active_sql_transaction: a statement that needs no transaction block
+            "25P02", // in_failed_sql_transaction: the transaction must be rolled back first
             "22P02", // invalid text representation
             "22003", // numeric value out of range
             "23505", // unique_violation

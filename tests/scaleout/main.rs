@@ -1,6 +1,7 @@
-//! Past one machine (issue 16): the real `callbackd` binary behind PgBouncer in transaction
-//! pooling mode, and across a PostgreSQL failover (a primary and a synchronous streaming
-//! standby, two private clusters). The shared server on 5432 is only used for fresh test
+//! Past one machine (issue 16): the real `callbackd` binary behind PgBouncer (session mode:
+//! transaction mode cannot work with PgBouncer 1.18, see docs/scaling.md), and across a
+//! PostgreSQL failover and a demotion (a primary and a synchronous streaming standby, two
+//! private clusters). The shared server on 5432 is only used for fresh test
 //! databases, never stopped.
 //!
 //! The private-cluster helper, the process starter and the load of the restart test are
@@ -19,6 +20,10 @@ mod receiver;
 #[allow(dead_code)]
 mod traffic;
 
+mod demoted;
 mod failover;
+// The benchmark's PgBouncer starter (self-contained), not a copy.
+#[path = "../../src/bench/pgbouncer.rs"]
+#[allow(dead_code)] // this target uses part of it
 mod pgbouncer;
 mod pooler;

@@ -7,8 +7,10 @@
 //! (`sqlx_s_N`, even with `statement_cache_capacity(0)`) and sends Parse/Describe and
 //! Bind/Execute as two protocol round-trips, each ending in Sync, so PgBouncer may hand the
 //! server connection to another client in between (tried: `prepared statement "sqlx_s_1"
-//! already exists` at the first start). PgBouncer >= 1.21 with `max_prepared_statements`
-//! tracks named statements itself; see docs/scaling.md.
+//! already exists` at the first start); `.persistent(false)` sends unnamed statements, but
+//! still in those two round-trips, which PgBouncer 1.18 may split across server connections
+//! outside a transaction block. PgBouncer >= 1.21 with `max_prepared_statements` tracks
+//! named statements itself; see docs/scaling.md.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,8 +30,10 @@ const POOL_SIZE: u32 = 40;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn api_and_four_workers_through_pgbouncer_deliver_each_notification_exactly_once() {
     let db = TestDb::create().await;
-    let bouncer = PgBouncer::start(5432, "session", POOL_SIZE);
-    let pooled = bouncer.url(&db.name);
+    let bouncer = PgBouncer::start(&db.url, "session", POOL_SIZE)
+        .await
+        .expect("pgbouncer starts (apt-get install pgbouncer)");
+    let pooled = bouncer.url(&db.url).unwrap();
     let env = [("CALLBACKD_SESSION_DATABASE_URL", db.url.as_str())];
     let mut api_proc = process::start(&pooled, "api", &env).await;
     let mut workers = Vec::new();
