@@ -285,12 +285,11 @@ async fn wait_delivered(
         if u.peak_rss_mb > 0.0 {
             *peak = u;
         }
-        let pending: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM deliveries WHERE state = 'pending' AND endpoint_id = ANY($1)",
-        )
-        .bind(&endpoints)
-        .fetch_one(pool)
-        .await?;
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM delivery_queue WHERE endpoint_id = ANY($1)")
+                .bind(&endpoints)
+                .fetch_one(pool)
+                .await?;
         if pending > 0 {
             continue;
         }

@@ -187,11 +187,10 @@ pub(super) async fn backlog(settings: &Settings, args: &BenchArgs) -> anyhow::Re
     let mut peak;
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        // Counting what is left reads the small pending index, not the growing delivered set.
-        let pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'pending'")
-                .fetch_one(&pool)
-                .await?;
+        // Counting what is left reads the narrow queue table, not the growing delivered set.
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery_queue")
+            .fetch_one(&pool)
+            .await?;
         let n = total - pending;
         let u = worker.usage();
         peak = u;

@@ -286,9 +286,13 @@ impl Dispatcher {
         };
         ::metrics::gauge!(crate::prometheus::IN_FLIGHT).decrement(1.0);
         self.in_flight.request_done(c.endpoint_id);
-        drop(permit);
         // If the completer is gone the process is stopping: the lease brings it back.
         let _ = outcomes.send(outcome).await;
+        // The slot is free only once the outcome is queued for the completer: when writing
+        // outcomes is slower than sending (a long backlog on a busy database), the claim loop
+        // waits for the completer instead of claiming ever more deliveries whose outcomes
+        // (and leases to renew) pile up in memory.
+        drop(permit);
     }
 
     async fn attempt(&self, c: &Claimed, lease_token: Uuid) -> Outcome {

@@ -7,6 +7,7 @@
 //! notification to the same endpoint is delivered, so whatever the queue would have done
 //! wrongly before it has had its chance.
 
+mod backpressure;
 mod completion;
 mod leases;
 mod ordering;

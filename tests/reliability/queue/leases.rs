@@ -25,7 +25,7 @@ use crate::receiver::{Receiver, Reply};
 /// only) and the reaper's lost-worker rows (which carry an error) go through. A table lock
 /// on `delivery_attempts` would not do: it would block the reaper too, and so hide a lease
 /// that was not renewed.
-const HOLD_COMPLETIONS: &str = "
+pub(super) const HOLD_COMPLETIONS: &str = "
     CREATE TABLE test_hold (held boolean NOT NULL);
     INSERT INTO test_hold VALUES (true);
     CREATE SEQUENCE test_refusals;
