@@ -7,20 +7,17 @@
 //! not a 500), the pools must leave the old primary's open connections and write to the new
 //! one without a restart, and every acknowledged notification must be delivered.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
 use crate::cluster::Cluster;
-use crate::process;
-use crate::receiver::Receiver;
 use crate::traffic::{
-    Api, Ledger, assert_alive, enqueue_stream, received, register_partner, run_phase,
-    wait_all_marked_delivered,
+    assert_alive, enqueue_stream, received, run_phase, wait_all_marked_delivered,
 };
+use crate::{Fleet, start_fleet};
 
 const RESUME_BOUND: Duration = Duration::from_secs(10);
 const DATABASE: &str = "cbdemoted";
@@ -34,16 +31,13 @@ async fn writes_leave_a_primary_demoted_while_up_for_the_promoted_standby() {
         "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/{DATABASE}",
         old.port, new.port
     );
-    let mut serve = process::start(&url, "api", &[]).await;
-    let mut worker = process::start(&url, "worker", &[]).await;
-    let rx = Receiver::start().await;
-    let mut api = Api {
-        base: serve.address.clone().unwrap(),
-        client: reqwest::Client::new(),
-        partner: uuid::Uuid::nil(),
-    };
-    register_partner(&mut api, &rx).await;
-    let ledger: Ledger = Arc::new(Mutex::new(HashMap::new()));
+    let Fleet {
+        mut serve,
+        mut worker,
+        rx,
+        api,
+        ledger,
+    } = start_fleet(&url, &[]).await;
     // Fills both processes' pools with connections to the old primary.
     run_phase(&api, &ledger, &rx, 0..300).await;
     let on_old = callbackd_connections(&old).await;

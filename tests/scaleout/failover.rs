@@ -5,18 +5,15 @@
 //! delivery resumes within 10 s of the promotion, and every acknowledged notification is
 //! delivered (a duplicate only under the same X-Callback-Id).
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cluster::Cluster;
-use crate::process;
-use crate::receiver::Receiver;
 use crate::traffic::{
-    Api, Ledger, assert_alive, enqueue_stream, received, register_partner, run_phase,
-    wait_all_marked_delivered, wait_ready_status,
+    assert_alive, enqueue_stream, received, run_phase, wait_all_marked_delivered, wait_ready_status,
 };
+use crate::{Fleet, start_fleet};
 
 const RESUME_BOUND: Duration = Duration::from_secs(10);
 /// How long the test keeps the cluster without a writable host before promoting.
@@ -33,16 +30,13 @@ async fn delivery_follows_the_promoted_standby_without_a_restart() {
     );
     // Fast failure detection for the worker; /readyz answers within its bound either way.
     let env = [("CALLBACKD_DATABASE_MAX_CONNECTIONS", "8")];
-    let mut serve = process::start(&url, "api", &env).await;
-    let mut worker = process::start(&url, "worker", &env).await;
-    let rx = Receiver::start().await;
-    let mut api = Api {
-        base: serve.address.clone().unwrap(),
-        client: reqwest::Client::new(),
-        partner: uuid::Uuid::nil(),
-    };
-    register_partner(&mut api, &rx).await;
-    let ledger: Ledger = Arc::new(Mutex::new(HashMap::new()));
+    let Fleet {
+        mut serve,
+        mut worker,
+        rx,
+        api,
+        ledger,
+    } = start_fleet(&url, &env).await;
     run_phase(&api, &ledger, &rx, 0..500).await;
     assert_eq!(api.readyz().await.0, 200);
 

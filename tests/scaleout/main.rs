@@ -27,3 +27,33 @@ mod failover;
 #[allow(dead_code)] // this target uses part of it
 mod pgbouncer;
 mod pooler;
+
+/// An API and a worker process on `url`, a receiver, a registered partner and an empty
+/// ledger: what the failover and demotion tests start from.
+struct Fleet {
+    serve: process::Proc,
+    worker: process::Proc,
+    rx: receiver::Receiver,
+    api: traffic::Api,
+    ledger: traffic::Ledger,
+}
+
+async fn start_fleet(url: &str, env: &[(&str, &str)]) -> Fleet {
+    let serve = process::start(url, "api", env).await;
+    let worker = process::start(url, "worker", env).await;
+    let rx = receiver::Receiver::start().await;
+    let mut api = traffic::Api {
+        base: serve.address.clone().unwrap(),
+        client: reqwest::Client::new(),
+        partner: uuid::Uuid::nil(),
+    };
+    traffic::register_partner(&mut api, &rx).await;
+    let ledger: traffic::Ledger = Default::default();
+    Fleet {
+        serve,
+        worker,
+        rx,
+        api,
+        ledger,
+    }
+}
