@@ -90,7 +90,7 @@ impl Dispatcher {
     /// `shutdown_grace_s` for the requests in flight and their completion.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let concurrency = self.settings.worker_concurrency;
-        let (outcomes_tx, outcomes_rx) = mpsc::channel::<Outcome>(concurrency.max(64));
+        let (outcomes_tx, outcomes_rx) = mpsc::channel::<Outcome>(outcome_queue(concurrency));
         let hooks = hooks::Hooks::new(
             alerts::Alerts::start(&self.settings),
             self.settings.auto_replay_per_second,
@@ -411,4 +411,12 @@ impl Dispatcher {
         }
         Ok((request, creds.auth.clone()))
     }
+}
+
+/// How many outcomes may wait for the completer. A slot is freed only once its outcome is in
+/// this queue (backpressure), so it must be deep enough for the completer to write large
+/// batches while the senders go on (up to its `MAX_BATCH`), yet bounded: at most four
+/// outcomes per slot (each holds at most 4 KiB of what the partner answered).
+fn outcome_queue(concurrency: usize) -> usize {
+    (concurrency * 4).max(64)
 }
