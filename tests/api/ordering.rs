@@ -279,3 +279,31 @@ async fn racing_batches_in_opposite_orders_are_numbered_without_gaps() {
         assert_eq!(sequences, ["1", "2"], "{p}: {mine:?}");
     }
 }
+
+/// One batch naming one proposal ten times (inserted in the same millisecond, where UUIDv7
+/// ids are in random order): the deliveries are numbered and sent in the items' order.
+#[tokio::test]
+async fn one_batch_of_one_proposal_is_numbered_and_sent_in_the_items_order() {
+    let (app, rx, partner) = one_ordered_endpoint().await;
+    let proposal = Uuid::new_v4();
+    let statuses = [3, 1, 4, 0, 5, 9, 2, 6, 8, 7];
+    let items: Vec<Value> = statuses
+        .iter()
+        .map(|s| {
+            json!({"partner_id": partner, "environment": "production",
+                   "event_type": "proposal.status", "proposal": proposal, "status": s})
+        })
+        .collect();
+    let r = app
+        .post("/v1/notifications/batch", &Value::Array(items))
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+
+    let got = rx.wait_for(10, WAIT).await;
+    let want: Vec<(String, String)> = statuses
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.to_string(), (i + 1).to_string()))
+        .collect();
+    assert_eq!(of(&got, proposal), want);
+}

@@ -126,7 +126,7 @@ async fn claim_and_die(pool: &PgPool, lease_ms: i64) -> Vec<Claimed> {
 }
 
 /// An API-only app: no worker of its own claims, so the test plays the workers.
-async fn api_only() -> crate::helpers::TestApp {
+pub(super) async fn api_only() -> crate::helpers::TestApp {
     spawn_on(TestDb::create().await, Role::Api, |_| {}).await
 }
 

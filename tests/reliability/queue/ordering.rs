@@ -170,3 +170,46 @@ async fn the_endpoints_current_ordering_governs() {
     let h = app.delivery(&head).await;
     assert_eq!(h["state"], "pending", "the head still fails: {h:#}");
 }
+
+/// A delivery canceled before any worker numbered it, then replayed, arrives again: it is
+/// numbered like any arrival (the first of its proposal: sequence 1, ready), never left
+/// unnumbered or stuck.
+#[tokio::test]
+async fn an_arrival_canceled_before_it_was_numbered_is_numbered_when_replayed() {
+    let app = super::leases::api_only().await;
+    let rx = Receiver::start().await;
+    let (partner, _) = partner_with_endpoint(&app, &rx, json!({})).await;
+    let id = enqueue_status(&app, partner, Uuid::new_v4(), 1).await;
+    let queued = |app: &TestApp| {
+        let pool = app.pool.clone();
+        let id = id.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<i64>)>(
+                "SELECT queue, sequence FROM delivery_queue WHERE delivery_id = $1::uuid",
+            )
+            .bind(&id)
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(queued(&app).await, Some(("arriving".into(), None)));
+
+    assert_eq!(cancel(&app, &id).await.status(), 200);
+    assert_eq!(
+        queued(&app).await,
+        None,
+        "a canceled arrival leaves the queue"
+    );
+    assert_eq!(replay(&app, &id).await.status(), 202);
+    assert_eq!(queued(&app).await, Some(("arriving".into(), None)));
+
+    // What a worker does first on each loop.
+    assert_eq!(
+        callbackd::store::sequence_arrivals(&app.pool, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(queued(&app).await, Some(("ready".into(), Some(1))));
+}
