@@ -38,6 +38,7 @@ pub struct Settings {
     pub poll_interval_ms: u64,
     pub database_max_connections: u32,
     pub session_database_url: String,
+    pub database_pool_mode: PoolMode,
     pub shutdown_grace_s: u64,
     pub production_requires_https: bool,
     pub retention_days: u32,
@@ -62,6 +63,7 @@ impl std::fmt::Debug for Settings {
                 "session_database_url",
                 &redact_url(&self.session_database_url),
             )
+            .field("database_pool_mode", &self.database_pool_mode)
             .field("listen", &self.listen)
             .field("metrics_listen", &self.metrics_listen)
             .field("api_token", &"<redacted>")
@@ -86,6 +88,18 @@ impl std::fmt::Debug for Settings {
             .field("otlp_endpoint", &redact_url(&self.otlp_endpoint))
             .finish_non_exhaustive()
     }
+}
+
+/// How `database_url` is pooled, which decides how statements are sent (see `store::db`).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolMode {
+    /// A direct connection, or a pooler in session mode: statements prepared once per
+    /// connection and cached.
+    Session,
+    /// A pooler in transaction mode (PgBouncer without prepared-statement support): every
+    /// statement unnamed, and each one on its own in a transaction of its own.
+    Transaction,
 }
 
 /// A URL with its password replaced, fit for logs (database URLs with several hosts too).
@@ -231,6 +245,14 @@ impl Settings {
             key: "database_url",
             message: e.to_string(),
         })?;
+        if self.database_pool_mode == PoolMode::Transaction && self.session_database_url.is_empty()
+        {
+            return invalid(
+                "session_database_url",
+                "must be set when database_pool_mode is transaction: LISTEN and the migrations' \
+                 lock need a session, which a transaction pooler does not keep",
+            );
+        }
         if !self.session_database_url.is_empty() {
             crate::store::hosts::parse(&self.session_database_url).map_err(|e| {
                 ConfigError::Invalid {
@@ -382,6 +404,34 @@ mod tests {
         let shown = format!("{s:?}");
         assert!(!shown.contains("very-secret"), "{shown}");
         assert!(shown.contains("h1:6432,h2:6432"), "{shown}");
+    }
+
+    #[test]
+    fn transaction_pooling_needs_a_session_url_and_a_known_mode() {
+        assert_eq!(Settings::defaults().database_pool_mode, PoolMode::Session);
+        let load = |vars: &[(&str, &str)]| {
+            Settings::load_with_env(
+                None,
+                vars.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            )
+        };
+        let err = load(&[("CALLBACKD_DATABASE_POOL_MODE", "transaction")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("session_database_url"), "{err}");
+        let err = load(&[("CALLBACKD_DATABASE_POOL_MODE", "statement")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("database_pool_mode") && err.contains("statement"),
+            "{err}"
+        );
+        let s = load(&[
+            ("CALLBACKD_DATABASE_POOL_MODE", "transaction"),
+            ("CALLBACKD_SESSION_DATABASE_URL", "postgres://h:5432/db"),
+        ])
+        .unwrap();
+        assert_eq!(s.database_pool_mode, PoolMode::Transaction);
     }
 
     #[test]

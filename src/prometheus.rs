@@ -11,11 +11,11 @@ mod gauges;
 
 pub use gauges::{EndpointRow, oldest_due_age, probe as probe_endpoints};
 
+use crate::store::Db;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sqlx::PgPool;
 
 pub const OUTCOMES: &str = "callbackd_delivery_outcomes_total";
 pub const ATTEMPT_SECONDS: &str = "callbackd_attempt_duration_seconds";
@@ -63,7 +63,7 @@ pub fn install() -> PrometheusHandle {
 }
 
 /// The text exposition: recorded metrics, then the database gauges, then this process's pool.
-pub async fn render(pool: &PgPool) -> String {
+pub async fn render(pool: &Db) -> String {
     let handle = install();
     handle.run_upkeep();
     let mut out = handle.render();

@@ -3,20 +3,14 @@
 
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::store;
+use crate::store::Db;
 
 /// Purges once now and then every `interval`, until `shutdown`. Each pass deletes batch
 /// after batch (a short transaction each, with a breath in between) until nothing is left.
-pub async fn run(
-    pool: PgPool,
-    days: u32,
-    batch: u32,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
+pub async fn run(pool: Db, days: u32, batch: u32, interval: Duration, shutdown: CancellationToken) {
     if days == 0 {
         return; // keep forever
     }
@@ -33,7 +27,7 @@ pub async fn run(
 
 /// One pass: batches until a batch deletes nothing. Returns the totals.
 pub async fn purge_all(
-    pool: &PgPool,
+    pool: &Db,
     days: u32,
     batch: u32,
     shutdown: &CancellationToken,

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use base64::Engine;
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +13,7 @@ use crate::api::{self, ApiContext};
 use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::dispatch::Dispatcher;
+use crate::store::Db;
 use crate::store::{self, StoreError};
 
 mod error;
@@ -37,7 +37,7 @@ impl Role {
 }
 
 pub struct Application {
-    pool: PgPool,
+    pool: Db,
     api: Option<(TcpListener, axum::Router)>,
     address: Option<SocketAddr>,
     /// `/metrics` on an address of its own (`metrics_listen`), in every role.
@@ -53,16 +53,16 @@ pub struct Application {
 pub async fn prepare_database(
     settings: &Settings,
     secrets: &SecretBox,
-) -> Result<PgPool, StartupError> {
+) -> Result<Db, StartupError> {
     Ok(prepare_databases(settings, secrets).await?.pool)
 }
 
 /// The pools of a process.
 pub struct Databases {
     /// Everything that runs in a transaction or a single statement (maybe pooled).
-    pub pool: PgPool,
+    pub pool: Db,
     /// Where workers LISTEN: the session pool, or `pool` when there is none.
-    pub listen: PgPool,
+    pub listen: Db,
 }
 
 /// As [`prepare_database`], with the session pool (`session_database_url`) when set.
@@ -70,18 +70,19 @@ pub async fn prepare_databases(
     settings: &Settings,
     secrets: &SecretBox,
 ) -> Result<Databases, StartupError> {
+    apply_pool_mode(settings);
     let url = &settings.database_url;
     let session_url = &settings.session_database_url;
     // A direct connection for LISTEN and the migration lock: small, and never pooled.
     let session = if session_url.is_empty() {
         None
     } else {
-        let pool = store::connect(session_url, 2)
+        let pool = store::connect(session_url, 2, true)
             .await
             .map_err(|e| StartupError::store(session_url, e))?;
         Some((session_url, pool))
     };
-    let pool = store::connect(url, settings.database_max_connections)
+    let pool = store::connect(url, settings.database_max_connections, session.is_none())
         .await
         .map_err(|e| StartupError::store(url, e))?;
     let (migrate_url, migrate_pool) = match &session {
@@ -99,6 +100,14 @@ pub async fn prepare_databases(
         Ok(()) => Ok(Databases { pool, listen }),
         Err(StoreError::Crypto(_)) => Err(StartupError::WrongSecretKey),
         Err(e) => Err(StartupError::store(url, e)),
+    }
+}
+
+/// Behind a pooler in transaction mode, every statement of this process is sent unnamed and
+/// in a transaction (see `store::db`). Before the first statement.
+pub fn apply_pool_mode(settings: &Settings) {
+    if settings.database_pool_mode == crate::config::PoolMode::Transaction {
+        store::db::use_unnamed_statements();
     }
 }
 
@@ -187,7 +196,7 @@ impl Application {
         self.dev_key
     }
 
-    pub fn pool(&self) -> &PgPool {
+    pub fn pool(&self) -> &Db {
         &self.pool
     }
 

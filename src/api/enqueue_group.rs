@@ -12,12 +12,12 @@ use std::ops::Range;
 
 use futures::FutureExt;
 use serde_json::value::RawValue;
-use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::ApiError;
 use crate::model::NewNotification;
+use crate::store::Db;
 use crate::store::{GroupItem, Written, classify, write_group};
 
 /// Most calls one group carries: bounds one statement's arrays and one transaction's size.
@@ -49,7 +49,7 @@ pub struct EnqueueGroup {
 
 impl EnqueueGroup {
     /// Starts the committer task on the current runtime.
-    pub fn spawn(pool: PgPool) -> Self {
+    pub fn spawn(pool: Db) -> Self {
         let (jobs, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run(pool, rx));
         Self { jobs }
@@ -69,7 +69,7 @@ impl EnqueueGroup {
     }
 }
 
-async fn run(pool: PgPool, mut rx: mpsc::Receiver<Job>) {
+async fn run(pool: Db, mut rx: mpsc::Receiver<Job>) {
     let mut waiting: VecDeque<Job> = VecDeque::new();
     loop {
         if waiting.is_empty() {
@@ -134,7 +134,7 @@ fn form_group(waiting: VecDeque<Job>) -> (Vec<Job>, VecDeque<Job>) {
 /// Writes `group` and answers each caller; true when the database was unavailable. A panic
 /// while writing answers everyone with an internal error rather than leaving them waiting,
 /// and the committer goes on.
-async fn commit(pool: &PgPool, group: Vec<Job>) -> bool {
+async fn commit(pool: &Db, group: Vec<Job>) -> bool {
     if group.is_empty() {
         return false;
     }
@@ -167,7 +167,7 @@ async fn commit(pool: &PgPool, group: Vec<Job>) -> bool {
 /// Writes `items` in as few transactions as possible: the whole group, or, when a statement
 /// fails because of the data, each half again, down to the one item to blame. Answers in
 /// item order.
-async fn write_isolated(pool: &PgPool, items: &[GroupItem<'_>]) -> Vec<Reply> {
+async fn write_isolated(pool: &Db, items: &[GroupItem<'_>]) -> Vec<Reply> {
     let mut answers: Vec<Option<Reply>> = (0..items.len()).map(|_| None).collect();
     // A stack of the ranges still to write; it starts with the whole group.
     let mut todo: Vec<Range<usize>> = Vec::with_capacity(8);

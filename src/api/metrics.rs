@@ -6,9 +6,9 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use sqlx::PgPool;
 
 use super::ApiContext;
+use crate::store::Db;
 
 /// The route on the API's router (when `metrics_listen` is empty).
 pub fn router() -> Router<ApiContext> {
@@ -19,16 +19,16 @@ pub fn router() -> Router<ApiContext> {
 }
 
 /// The whole router of the separate metrics address: `/metrics` and nothing else.
-pub fn standalone(pool: PgPool) -> Router {
+pub fn standalone(pool: Db) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(|State(pool): State<PgPool>| async move { exposition(&pool).await }),
+            get(|State(pool): State<Db>| async move { exposition(&pool).await }),
         )
         .with_state(pool)
 }
 
-async fn exposition(pool: &PgPool) -> impl IntoResponse + use<> {
+async fn exposition(pool: &Db) -> impl IntoResponse + use<> {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::prometheus::render(pool).await,

@@ -20,10 +20,10 @@ mod tokens;
 use std::sync::Arc;
 
 use axum::Router;
-use sqlx::PgPool;
 
 use crate::config::Settings;
 use crate::crypto::SecretBox;
+use crate::store::Db;
 pub use caller::{Caller, ROUTE_ROLES, Role, RouteRoles};
 pub use enqueue_group::EnqueueGroup;
 pub use error::{ApiError, BatchItemError};
@@ -34,7 +34,7 @@ const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 #[derive(Clone)]
 pub struct ApiContext {
-    pub pool: PgPool,
+    pub pool: Db,
     pub settings: Arc<Settings>,
     pub secrets: SecretBox,
     pub api_token: Arc<str>,

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::extract::QueryPairs;
 use super::{ApiContext, ApiError};
+use crate::store::db;
 
 pub fn router() -> Router<ApiContext> {
     Router::new().route("/stats/timeline", get(timeline))
@@ -66,7 +67,7 @@ async fn timeline(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<V
         + bucket;
     let since = until - span;
 
-    let counted: Vec<Bucket> = sqlx::query_as(const_format::concatcp!(
+    let counted: Vec<Bucket> = db::query_as(const_format::concatcp!(
         "SELECT date_bin(make_interval(secs => $3), a.started_at, $1) AS t,
                 count(*) FILTER (WHERE o.outcome = 'delivered') AS delivered,
                 count(*) FILTER (WHERE o.outcome = 'failed_attempt') AS failed_attempt,
@@ -86,7 +87,7 @@ async fn timeline(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<V
     .fetch_all(&ctx.pool)
     .await?;
 
-    let endpoints: Vec<EndpointStats> = sqlx::query_as(
+    let endpoints: Vec<EndpointStats> = db::query_as(
         "SELECT e.id AS endpoint_id, e.partner_id, p.name AS partner_name,
                 e.environment, e.url, s.attempts, s.delivered, s.p50_ms, s.p95_ms
          FROM (SELECT a.endpoint_id, count(*) AS attempts,

@@ -152,7 +152,7 @@ async fn fresh_database(settings: &Settings) -> anyhow::Result<(String, PgPool, 
     s.secret_key = KEY.into();
     let secrets = SecretBox::from_setting(KEY)?;
     let pool = crate::startup::prepare_database(&s, &secrets).await?;
-    Ok((url.to_string(), pool, secrets))
+    Ok((url.to_string(), pool.pool().clone(), secrets))
 }
 
 /// One partner per endpoint; paths say how the receiver answers.

@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{Output, print_json, table};
 use crate::model::{DeliveryState, Environment, EventType, Trigger};
+use crate::store::Db;
 use crate::store::{self, Cursor, Delivery, DeliveryFilter, StoreError};
 
 #[derive(Debug, Subcommand)]
@@ -77,7 +77,7 @@ impl FilterArgs {
     }
 }
 
-pub async fn run(pool: &PgPool, command: DeliveriesCommand, out: Output) -> anyhow::Result<()> {
+pub async fn run(pool: &Db, command: DeliveriesCommand, out: Output) -> anyhow::Result<()> {
     match command {
         DeliveriesCommand::List {
             filter,

@@ -1,12 +1,12 @@
 //! `callbackd partners list`, `callbackd endpoints list`.
 
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{Output, print_json, table};
+use crate::store::Db;
 use crate::store::{Endpoint, Partner};
 
-pub async fn partners(pool: &PgPool, out: Output) -> anyhow::Result<()> {
+pub async fn partners(pool: &Db, out: Output) -> anyhow::Result<()> {
     let partners = Partner::list(pool).await?;
     if out.json {
         return print_json(&partners);
@@ -23,7 +23,7 @@ pub async fn partners(pool: &PgPool, out: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn endpoints(pool: &PgPool, partner: Option<Uuid>, out: Output) -> anyhow::Result<()> {
+pub async fn endpoints(pool: &Db, partner: Option<Uuid>, out: Output) -> anyhow::Result<()> {
     let mut endpoints = Vec::new();
     for e in Endpoint::list(pool, partner).await? {
         endpoints.push(e.with_health(pool).await?);

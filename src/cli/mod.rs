@@ -6,9 +6,9 @@ mod inventory;
 mod table;
 
 use clap::Subcommand;
-use sqlx::PgPool;
 
 use crate::config::Settings;
+use crate::store::Db;
 pub use deliveries::DeliveriesCommand;
 
 #[derive(Debug, Subcommand)]
@@ -64,7 +64,8 @@ pub async fn run(settings: &Settings, command: OperatorCommand, out: Output) -> 
     }
 }
 
-async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
+async fn connect(settings: &Settings) -> anyhow::Result<Db> {
+    crate::startup::apply_pool_mode(settings);
     let options: sqlx::postgres::PgConnectOptions = settings.database_url.parse()?;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(2)
@@ -72,7 +73,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
         .connect_with(options)
         .await
         .map_err(|e| crate::startup::StartupError::database(&settings.database_url, e))?;
-    Ok(pool)
+    Ok(Db::new(pool))
 }
 
 /// A table in the CLI's style, for the benchmark's report.

@@ -12,17 +12,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use sqlx::PgPool;
 use tokio::sync::{Notify, mpsc};
 
 use super::hooks::Hooks;
 use super::inflight::InFlight;
+use crate::store::Db;
 use crate::store::{self, Outcome, StoreError};
 
 const MAX_BATCH: usize = 1000;
 
 pub async fn run(
-    pool: PgPool,
+    pool: Db,
     mut outcomes: mpsc::Receiver<Outcome>,
     wake: Arc<Notify>,
     in_flight: Arc<InFlight>,
@@ -47,7 +47,7 @@ pub async fn run(
 }
 
 /// Writes `batch`, isolating any outcome that the database refuses.
-async fn write(pool: &PgPool, batch: &[Outcome]) {
+async fn write(pool: &Db, batch: &[Outcome]) {
     let mut parts: Vec<&[Outcome]> = vec![batch];
     while let Some(part) = parts.pop() {
         let error = match write_through_outages(pool, part).await {
@@ -79,7 +79,7 @@ async fn write(pool: &PgPool, batch: &[Outcome]) {
 /// One write, retried for as long as the database is unavailable (the outcomes exist only
 /// here until written; if the process dies first, the leases expire and the deliveries are
 /// sent again with the same X-Callback-Id). Any other error is returned at once.
-async fn write_through_outages(pool: &PgPool, part: &[Outcome]) -> Result<(), StoreError> {
+async fn write_through_outages(pool: &Db, part: &[Outcome]) -> Result<(), StoreError> {
     (|| store::complete(pool, part))
         .retry(
             ExponentialBuilder::default()

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use sqlx::PgPool;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::alerts::Alerts;
+use crate::store::Db;
 use crate::store::{self, Next, Outcome};
 
 /// What runs after a batch is written: operator alerts, and the recovery pass of endpoints
@@ -40,7 +40,7 @@ impl Hooks {
         }
     }
 
-    pub fn after_batch(&mut self, pool: &PgPool, batch: &[Outcome], wake: &Arc<Notify>) {
+    pub fn after_batch(&mut self, pool: &Db, batch: &[Outcome], wake: &Arc<Notify>) {
         if let Some(alerts) = &self.alerts {
             alerts.observe(batch);
         }
@@ -106,7 +106,7 @@ impl Hooks {
     }
 }
 
-async fn recovery_pass(pool: PgPool, endpoints: Vec<Uuid>, per_second: u32, wake: Arc<Notify>) {
+async fn recovery_pass(pool: Db, endpoints: Vec<Uuid>, per_second: u32, wake: Arc<Notify>) {
     match store::auto_replay_pass(&pool, &endpoints, per_second).await {
         Ok(0) => {}
         Ok(n) => {

@@ -28,7 +28,6 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use chrono::Utc;
-use sqlx::PgPool;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -38,6 +37,7 @@ use crate::auth::AuthConfig;
 use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::model::Method;
+use crate::store::Db;
 use crate::store::{self, Claimed, Next, Outcome};
 pub use credentials::{Credentials, open as open_credentials};
 pub use request::{USER_AGENT, proposal_status_url};
@@ -48,9 +48,9 @@ pub use sender::{AttemptResult, RESPONSE_BODY_LIMIT, Sender};
 const SEQUENCE_BATCH: i32 = 1000;
 
 pub struct Dispatcher {
-    pool: PgPool,
+    pool: Db,
     /// Where to LISTEN: a session, direct when `pool` goes through a pooler.
-    listen: PgPool,
+    listen: Db,
     settings: Arc<Settings>,
     secrets: SecretBox,
     sender: Sender,
@@ -63,7 +63,7 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(pool: PgPool, settings: Arc<Settings>, secrets: SecretBox) -> anyhow::Result<Self> {
+    pub fn new(pool: Db, settings: Arc<Settings>, secrets: SecretBox) -> anyhow::Result<Self> {
         Ok(Self {
             sender: Sender::new(settings.allow_private_targets)?,
             policy: RetryPolicy {
@@ -81,7 +81,7 @@ impl Dispatcher {
     }
 
     /// LISTENs on `listen` instead of the pool (a direct connection behind a pooler).
-    pub fn listen_on(mut self, listen: PgPool) -> Self {
+    pub fn listen_on(mut self, listen: Db) -> Self {
         self.listen = listen;
         self
     }

@@ -4,19 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::inflight::InFlight;
 use crate::store;
+use crate::store::Db;
 
 /// Renews, every third of `lease_ms`, the lease of every delivery this process holds, so a
 /// lease never expires under a live request or a slow completion. If the database cannot be
 /// reached for longer than a lease, the leases lapse and another worker may send again (the
 /// partner deduplicates on `X-Callback-Id`).
 pub async fn renew_leases(
-    pool: PgPool,
+    pool: Db,
     in_flight: Arc<InFlight>,
     lease_ms: u64,
     shutdown: CancellationToken,
@@ -39,7 +39,7 @@ pub async fn renew_leases(
 
 /// Takes back, about every `every`, deliveries whose lease expired (their worker is gone),
 /// and wakes the claimer when it did.
-pub async fn reap(pool: PgPool, every: Duration, wake: Arc<Notify>, shutdown: CancellationToken) {
+pub async fn reap(pool: Db, every: Duration, wake: Arc<Notify>, shutdown: CancellationToken) {
     loop {
         match store::reap_expired_leases(&pool, 1000).await {
             Ok(0) => {}

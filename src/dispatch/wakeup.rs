@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::store::Db;
 use crate::store::WAKE_CHANNEL;
 
 /// First wait after a lost connection; doubled per failed attempt up to [`MAX_BACKOFF`].
@@ -23,7 +23,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Listens on `pool`'s host; it follows a failover, since `PgListener` reconnects through
 /// the pool, whose target the failover monitor moves.
-pub async fn run(pool: PgPool, wake: Arc<Notify>, shutdown: CancellationToken) {
+pub async fn run(pool: Db, wake: Arc<Notify>, shutdown: CancellationToken) {
     let mut state = Reconnect::default();
     loop {
         match listen(&pool, &wake, &shutdown, &mut state).await {
@@ -78,7 +78,7 @@ fn next_backoff(current: Duration) -> Duration {
 /// Listens until shutdown (`Ok`) or until the connection fails in a way `PgListener` does
 /// not recover from itself (`Err`).
 async fn listen(
-    pool: &PgPool,
+    pool: &Db,
     wake: &Notify,
     shutdown: &CancellationToken,
     state: &mut Reconnect,

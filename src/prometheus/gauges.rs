@@ -13,10 +13,10 @@
 //! Totals (delivered, dead, failed) are counters recorded by the workers, not table counts:
 //! `rate()` and `increase()` in PromQL answer "how many" without reading a table.
 
+use crate::store::{Db, db};
 use std::fmt::Write;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use uuid::Uuid;
 
 /// A scrape never waits longer than this for the database: Prometheus's own scrape timeout
@@ -60,7 +60,7 @@ const PROBE: &str = "
 
 /// The database gauges as Prometheus text; `callbackd_database_up 0` alone when the
 /// database does not answer within [`DATABASE_TIMEOUT`].
-pub async fn render(pool: &PgPool) -> String {
+pub async fn render(pool: &Db) -> String {
     let rows = tokio::time::timeout(DATABASE_TIMEOUT, probe(pool)).await;
     match rows {
         Ok(Ok(rows)) => exposition(&rows),
@@ -71,10 +71,8 @@ pub async fn render(pool: &PgPool) -> String {
 
 /// Every enabled endpoint with its oldest ready delivery's age and its latest attempt's
 /// outcome (the console's stats use it too).
-pub async fn probe(pool: &PgPool) -> Result<Vec<EndpointRow>, sqlx::Error> {
-    sqlx::query_as::<_, EndpointRow>(PROBE)
-        .fetch_all(pool)
-        .await
+pub async fn probe(pool: &Db) -> Result<Vec<EndpointRow>, sqlx::Error> {
+    db::query_as::<EndpointRow>(PROBE).fetch_all(pool).await
 }
 
 /// The oldest due delivery's wait in seconds (0 when nothing is due): ready ones not yet

@@ -4,10 +4,11 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder};
+use sqlx::{PgExecutor, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::Result;
+use crate::store::{Db, db};
 
 /// One change, as the API layer describes it.
 #[derive(Debug, Clone)]
@@ -76,7 +77,7 @@ impl AuditEntry {
         for v in [&mut self.before, &mut self.after].into_iter().flatten() {
             mask_secrets(v);
         }
-        sqlx::query(
+        db::query(
             "INSERT INTO audit_log (actor, token_id, action, target_type, target_id, partner_id,
                                     before, after)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -98,7 +99,7 @@ impl AuditEntry {
 impl AuditRecord {
     /// Newest first; `before_id` continues a previous page.
     pub async fn list(
-        pool: &PgPool,
+        pool: &Db,
         partner_id: Option<Uuid>,
         since: Option<DateTime<Utc>>,
         limit: u32,
@@ -119,7 +120,10 @@ impl AuditRecord {
         }
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(limit));
-        Ok(q.build_query_as().fetch_all(pool).await?)
+        Ok(q.build_query_as()
+            .persistent(db::prepared())
+            .fetch_all(pool)
+            .await?)
     }
 }
 

@@ -3,12 +3,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::notifications::status_name;
 use super::{Cursor, Result, StoreError};
 use crate::model::{DeliveryState, Environment, EventType, Trigger};
+use crate::store::{Db, db};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Delivery {
@@ -109,7 +110,7 @@ fn named(mut d: Delivery) -> Delivery {
 impl Delivery {
     /// Newest first; returns the page and the cursor of the next one, if any.
     pub async fn list(
-        pool: &PgPool,
+        pool: &Db,
         filter: &DeliveryFilter,
         limit: u32,
         after: Option<Cursor>,
@@ -126,7 +127,11 @@ impl Delivery {
         }
         q.push(" ORDER BY d.created_at DESC, d.id DESC LIMIT ")
             .push_bind(i64::from(limit) + 1);
-        let mut rows: Vec<Delivery> = q.build_query_as().fetch_all(pool).await?;
+        let mut rows: Vec<Delivery> = q
+            .build_query_as()
+            .persistent(db::prepared())
+            .fetch_all(pool)
+            .await?;
         let next = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             rows.last().map(|d| Cursor {
@@ -139,20 +144,19 @@ impl Delivery {
         Ok((rows.into_iter().map(named).collect(), next))
     }
 
-    pub async fn get(pool: &PgPool, id: Uuid) -> Result<DeliveryDetail> {
+    pub async fn get(pool: &Db, id: Uuid) -> Result<DeliveryDetail> {
         // One snapshot for the row and its attempts: a completion committing between two
         // reads would show an attempt whose effect on the delivery is not there yet.
         let mut tx = pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        db::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let delivery: Delivery =
-            sqlx::query_as(const_format::concatcp!(SELECT, " WHERE d.id = $1"))
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound("delivery"))?;
-        let attempt_log = sqlx::query_as(
+        let delivery: Delivery = db::query_as(const_format::concatcp!(SELECT, " WHERE d.id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound("delivery"))?;
+        let attempt_log = db::query_as(
             "SELECT series, attempt, started_at, duration_ms, status_code, error, error_kind,
                     coalesce(trigger, CASE WHEN series = 1 THEN 'initial' ELSE 'operator' END)
                         AS trigger,

@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::Result;
+use crate::store::{Db, db};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct EndpointTest {
@@ -33,9 +33,9 @@ const COLUMNS: &str = "id, endpoint_id, partner_id, event_type, actor, token_id,
 pub const KEEP_PER_ENDPOINT: i64 = 100;
 
 impl EndpointTest {
-    pub async fn insert(pool: &PgPool, t: &EndpointTest) -> Result<()> {
+    pub async fn insert(pool: &Db, t: &EndpointTest) -> Result<()> {
         let mut tx = pool.begin().await?;
-        sqlx::query(const_format::concatcp!(
+        db::query(const_format::concatcp!(
             "INSERT INTO endpoint_tests (",
             COLUMNS,
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -54,7 +54,7 @@ impl EndpointTest {
         .bind(&t.response_body)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
+        db::query(
             "DELETE FROM endpoint_tests WHERE endpoint_id = $1 AND id NOT IN (
                  SELECT id FROM endpoint_tests WHERE endpoint_id = $1
                  ORDER BY started_at DESC, id DESC LIMIT $2)",
@@ -68,8 +68,8 @@ impl EndpointTest {
     }
 
     /// An endpoint's test callbacks, newest first.
-    pub async fn list(pool: &PgPool, endpoint_id: Uuid) -> Result<Vec<EndpointTest>> {
-        Ok(sqlx::query_as(const_format::concatcp!(
+    pub async fn list(pool: &Db, endpoint_id: Uuid) -> Result<Vec<EndpointTest>> {
+        Ok(db::query_as(const_format::concatcp!(
             "SELECT ",
             COLUMNS,
             " FROM endpoint_tests WHERE endpoint_id = $1 ORDER BY started_at DESC, id DESC"

@@ -1,10 +1,11 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{EndpointHealth, Result, StoreError};
 use crate::model::{Environment, Method, Ordering};
+use crate::store::{Db, db};
 
 /// An endpoint as the API shows it: the auth object only as its public view.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -108,7 +109,7 @@ const RETURNING: &str = "id, partner_id, environment, url, method, event_types, 
 
 impl Endpoint {
     pub async fn insert(db: impl PgExecutor<'_>, r: &EndpointRecord) -> Result<Endpoint> {
-        sqlx::query_as(const_format::concatcp!(
+        db::query_as(const_format::concatcp!(
             "INSERT INTO endpoints (id, partner_id, environment, url, method, event_types,
                  auth_type, auth_public, auth_sealed, timeout_ms, max_attempts, enabled, ordering,
                  signing_sealed, auto_replay_dead_on_recovery, auto_replay_window_s,
@@ -147,7 +148,7 @@ impl Endpoint {
     /// Rewrites every field; the auth columns only when `r.auth_sealed` is not empty
     /// (a PATCH without `auth` keeps the stored credentials).
     pub async fn update(conn: &mut PgConnection, r: &EndpointRecord) -> Result<Endpoint> {
-        let updated = sqlx::query_as(const_format::concatcp!(
+        let updated = db::query_as(const_format::concatcp!(
             "UPDATE endpoints SET environment = $2, url = $3, method = $4, event_types = $5,
                  auth_type = CASE WHEN length($7) > 0 THEN $6 ELSE auth_type END,
                  auth_public = CASE WHEN length($7) > 0 THEN $8 ELSE auth_public END,
@@ -192,20 +193,20 @@ impl Endpoint {
             super::queue::transitions::unorder(&mut *conn, r.id).await?;
         }
         // Re-enabled (or re-pointed): its waiting deliveries are due now.
-        sqlx::query("SELECT pg_notify($1, '')")
+        db::query("SELECT pg_notify($1, '')")
             .bind(super::WAKE_CHANNEL)
             .execute(&mut *conn)
             .await?;
         Ok(updated)
     }
 
-    pub async fn with_health(mut self, pool: &PgPool) -> Result<Endpoint> {
+    pub async fn with_health(mut self, pool: &Db) -> Result<Endpoint> {
         self.health = Some(EndpointHealth::of(pool, self.id).await?);
         Ok(self)
     }
 
-    pub async fn get(pool: &PgPool, id: Uuid) -> Result<Endpoint> {
-        sqlx::query_as(const_format::concatcp!(
+    pub async fn get(pool: &Db, id: Uuid) -> Result<Endpoint> {
+        db::query_as(const_format::concatcp!(
             "SELECT ",
             RETURNING,
             " FROM endpoints WHERE id = $1 AND deleted_at IS NULL"
@@ -219,7 +220,7 @@ impl Endpoint {
     /// The endpoint, its row locked until `tx` ends (so that an audited change records
     /// exactly what it replaced).
     pub async fn lock(tx: &mut PgConnection, id: Uuid) -> Result<Endpoint> {
-        sqlx::query_as(const_format::concatcp!(
+        db::query_as(const_format::concatcp!(
             "SELECT ",
             RETURNING,
             " FROM endpoints WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
@@ -231,8 +232,8 @@ impl Endpoint {
     }
 
     /// The sealed auth object and Standard Webhooks keys of a live endpoint.
-    pub async fn sealed_credentials(pool: &PgPool, id: Uuid) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
-        sqlx::query_as(
+    pub async fn sealed_credentials(pool: &Db, id: Uuid) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
+        db::query_as(
             "SELECT auth_sealed, signing_sealed FROM endpoints WHERE id = $1 AND deleted_at IS NULL",
         )
         .bind(id)
@@ -242,8 +243,8 @@ impl Endpoint {
     }
 
     /// A partner's endpoints, or every endpoint when `partner_id` is None.
-    pub async fn list(pool: &PgPool, partner_id: Option<Uuid>) -> Result<Vec<Endpoint>> {
-        Ok(sqlx::query_as(const_format::concatcp!(
+    pub async fn list(pool: &Db, partner_id: Option<Uuid>) -> Result<Vec<Endpoint>> {
+        Ok(db::query_as(const_format::concatcp!(
             "SELECT ",
             RETURNING,
             " FROM endpoints WHERE ($1::uuid IS NULL OR partner_id = $1) AND deleted_at IS NULL
@@ -257,7 +258,7 @@ impl Endpoint {
     /// Soft delete; its pending deliveries are canceled (a deleted URL is never called).
     /// Takes effect when the caller commits `tx`.
     pub async fn delete(tx: &mut Transaction<'static, Postgres>, id: Uuid) -> Result<()> {
-        let hit = sqlx::query(
+        let hit = db::query(
             "UPDATE endpoints SET deleted_at = now(), enabled = false, updated_at = now()
              WHERE id = $1 AND deleted_at IS NULL",
         )

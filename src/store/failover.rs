@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
-use sqlx::{Connection, PgPool};
+use sqlx::{Connection, Executor, PgPool, Row};
 
 use super::hosts::{SessionAttrs, Targets};
 
@@ -28,13 +28,16 @@ pub fn options(url: &str) -> Result<PgConnectOptions, sqlx::Error> {
 }
 
 /// Does the connection's host accept writes? A standby (in recovery) or a server set to
-/// `default_transaction_read_only` does not.
+/// `default_transaction_read_only` does not. Sent with the simple query protocol: one round
+/// trip and nothing prepared, so it is right through a pooler in transaction mode too (see
+/// [`super::db`]), where it runs before any transaction.
 pub async fn writable(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'",
-    )
-    .fetch_one(conn)
-    .await
+    let row = conn
+        .fetch_one(
+            "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'",
+        )
+        .await?;
+    row.try_get(0)
 }
 
 /// The error a read-only host is refused with: an I/O error, so that it counts as the
@@ -142,10 +145,8 @@ async fn current_is_fine(pool: &PgPool, attrs: SessionAttrs) -> bool {
     let check = async {
         let mut conn = pool.acquire().await?;
         match attrs {
-            SessionAttrs::Any => sqlx::query("SELECT 1")
-                .execute(&mut *conn)
-                .await
-                .map(|_| true),
+            // the simple protocol, as in `writable`
+            SessionAttrs::Any => conn.execute("SELECT 1").await.map(|_| true),
             SessionAttrs::ReadWrite => writable(&mut conn).await,
         }
     };

@@ -10,11 +10,12 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::value::RawValue;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{DeliveryRef, Enqueued, StoreError, WAKE_CHANNEL};
 use crate::model::{NewNotification, ValidationError};
+use crate::store::{Db, db};
 
 /// One single call of a group: the validated notification and its Idempotency-Key, if any.
 pub struct GroupItem<'a> {
@@ -39,14 +40,14 @@ pub enum Written {
 ///
 /// An `Err` means a statement failed and the whole group was rolled back: nothing of it is
 /// written, and the caller may retry any part of it.
-pub async fn write_group(pool: &PgPool, group: &[GroupItem<'_>]) -> sqlx::Result<Vec<Written>> {
+pub async fn write_group(pool: &Db, group: &[GroupItem<'_>]) -> sqlx::Result<Vec<Written>> {
     let mut tx = pool.begin().await?;
     let mut answers: Vec<Option<Written>> = (0..group.len()).map(|_| None).collect();
 
     let mut partners: Vec<Uuid> = group.iter().map(|i| i.notification.partner_id).collect();
     partners.sort_unstable();
     partners.dedup();
-    let unknown: HashSet<Uuid> = unknown_partners(&mut tx, &partners)
+    let unknown: HashSet<Uuid> = unknown_partners(&mut *tx, &partners)
         .await?
         .into_iter()
         .collect();
@@ -78,7 +79,7 @@ pub async fn write_group(pool: &PgPool, group: &[GroupItem<'_>]) -> sqlx::Result
         answers[index] = Some(Written::Created(answer));
     }
     if !stored_keys.0.is_empty() {
-        sqlx::query(
+        db::query(
             "UPDATE idempotency_keys k SET notification_id = x.id, response = x.answer::json
              FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[]) AS x(p, key, id, answer)
              WHERE k.partner_id = x.p AND k.key = x.key",
@@ -121,7 +122,7 @@ async fn claim_keys(
     let partners: Vec<Uuid> = keyed.iter().map(|k| k.1).collect();
     let keys: Vec<&str> = keyed.iter().map(|k| k.2).collect();
     let fingerprints: Vec<&str> = keyed.iter().map(|k| k.3.as_str()).collect();
-    let claimed: Vec<i64> = sqlx::query_scalar(
+    let claimed: Vec<i64> = db::query_scalar(
         "WITH x AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])
                                  WITH ORDINALITY AS x(p, key, f, n)),
               claimed AS (
@@ -142,7 +143,7 @@ async fn claim_keys(
     }
     // Taken by committed requests: the same request gets the first answer.
     let taken: Vec<usize> = (0..keyed.len()).filter(|i| !claimed.contains(i)).collect();
-    let rows: Vec<(i64, bool, Option<String>)> = sqlx::query_as(
+    let rows: Vec<(i64, bool, Option<String>)> = db::query_as(
         "SELECT x.n, k.request_hash = sha256(convert_to(x.f, 'UTF8')), k.response::text
          FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS x(p, key, f, n)
          JOIN idempotency_keys k ON k.partner_id = x.p AND k.key = x.key",
@@ -177,10 +178,10 @@ fn unfinished() -> StoreError {
 
 /// The partner ids among `ids` that name no live partner.
 pub(super) async fn unknown_partners(
-    conn: &mut PgConnection,
+    conn: impl sqlx::PgExecutor<'_>,
     ids: &[Uuid],
 ) -> sqlx::Result<Vec<Uuid>> {
-    sqlx::query_scalar(
+    db::query_scalar(
         "SELECT i FROM unnest($1::uuid[]) AS i
          WHERE NOT EXISTS (SELECT 1 FROM partners p WHERE p.id = i AND p.deleted_at IS NULL)",
     )
@@ -213,7 +214,7 @@ pub async fn insert_fanned_out(
     let environments: Vec<&str> = items.iter().map(|n| n.environment.as_str()).collect();
     let event_types: Vec<&str> = items.iter().map(|n| n.event_type.as_str()).collect();
     let proposals: Vec<Option<Uuid>> = items.iter().map(|n| n.proposal).collect();
-    sqlx::query(
+    db::query(
         "INSERT INTO notifications (id, partner_id, environment, event_type, proposal, status,
                                     identifier, body, traceparent)
          SELECT x.id, x.p, x.e, x.t, x.pr, x.s, x.i, x.b::json, x.tp
@@ -253,7 +254,7 @@ pub async fn insert_fanned_out(
     .await?;
     // The same fan-out rules as callbackd_enqueue(); ORDER BY makes the insert (and so any
     // per-row numbering by triggers) follow the items' order.
-    let rows: Vec<(Uuid, Uuid, Uuid, String)> = sqlx::query_as(
+    let rows: Vec<(Uuid, Uuid, Uuid, String)> = db::query_as(
         "INSERT INTO deliveries (notification_id, endpoint_id, partner_id, environment,
                                  event_type, proposal)
          SELECT x.id, e.id, e.partner_id, e.environment, x.t, x.pr
@@ -274,7 +275,7 @@ pub async fn insert_fanned_out(
     .fetch_all(&mut *conn)
     .await?;
     if !rows.is_empty() {
-        sqlx::query("SELECT pg_notify($1, '')")
+        db::query("SELECT pg_notify($1, '')")
             .bind(WAKE_CHANNEL)
             .execute(&mut *conn)
             .await?;

@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::Result;
+use crate::store::{Db, db};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct EndpointHealth {
@@ -19,8 +19,8 @@ pub struct EndpointHealth {
 }
 
 impl EndpointHealth {
-    pub async fn of(pool: &PgPool, endpoint_id: Uuid) -> Result<EndpointHealth> {
-        Ok(sqlx::query_as(
+    pub async fn of(pool: &Db, endpoint_id: Uuid) -> Result<EndpointHealth> {
+        Ok(db::query_as(
             "WITH ok AS (
                  SELECT id, started_at FROM delivery_attempts
                  WHERE endpoint_id = $1 AND status_code BETWEEN 200 AND 299

@@ -3,6 +3,7 @@
 
 mod audit;
 mod cursor;
+pub mod db;
 mod deliveries;
 mod endpoint_tests;
 mod endpoints;
@@ -20,12 +21,13 @@ mod transient;
 
 use std::time::Duration;
 
+use sqlx::Postgres;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{PgPool, Postgres};
 
 pub use audit::{AuditEntry, AuditRecord, mask_secrets};
 pub use cursor::Cursor;
+pub use db::Db;
 pub use deliveries::{Attempt, Delivery, DeliveryDetail, DeliveryFilter};
 pub use endpoint_tests::EndpointTest;
 pub use endpoints::{Endpoint, EndpointRecord, SigningChange};
@@ -98,10 +100,12 @@ pub(crate) fn classify(e: sqlx::Error) -> StoreError {
     StoreError::Database(e)
 }
 
-/// Creates the database if it is missing (racing starters are fine), then connects to the
-/// first host of `database_url` that accepts writes (several hosts: see [`hosts`]), and
-/// follows the writable host when there are several.
-pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool> {
+/// Creates the database if it is missing and `create` says so (racing starters are fine),
+/// then connects to the first host of `database_url` that accepts writes (several hosts: see
+/// [`hosts`]), and follows the writable host when there are several. Behind a pooler the
+/// direct session connection creates it: the check is a statement of sqlx's own, prepared
+/// under a name, which a pooler in transaction mode cannot carry.
+pub async fn connect(database_url: &str, max_connections: u32, create: bool) -> Result<Db> {
     let targets = hosts::parse(database_url)?;
     // With no host writable now, the first one is the target: the errors then say why.
     let first = match targets.urls.len() {
@@ -109,7 +113,7 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool>
         _ => failover::find(&targets).await.unwrap_or(0),
     };
     let url = &targets.urls[first];
-    if !Postgres::database_exists(url).await? {
+    if create && !Postgres::database_exists(url).await? {
         match Postgres::create_database(url).await {
             Ok(()) => tracing::info!("created database"),
             // 42P04 duplicate_database: another process created it first.
@@ -131,7 +135,7 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool>
     if targets.urls.len() > 1 {
         failover::spawn_monitor(pool.clone(), targets);
     }
-    Ok(pool)
+    Ok(Db::new(pool))
 }
 
 /// How long anything waits for a database connection before it is told the database is
@@ -141,13 +145,13 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Applies the migrations. sqlx serializes concurrent migrators with a session advisory
 /// lock: give it a session (`session_database_url` behind a pooler), since through a
 /// transaction pooler the lock and its unlock may land on different server connections.
-pub async fn migrate(pool: &PgPool) -> Result<()> {
-    MIGRATOR.run(pool).await?;
+pub async fn migrate(pool: &Db) -> Result<()> {
+    MIGRATOR.run(pool.pool()).await?;
     Ok(())
 }
 
 /// `/readyz`: can a connection run a query now?
-pub async fn ping(pool: &PgPool) -> Result<()> {
-    sqlx::query("SELECT 1").execute(pool).await?;
+pub async fn ping(pool: &Db) -> Result<()> {
+    db::query("SELECT 1").execute(pool).await?;
     Ok(())
 }

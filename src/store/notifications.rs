@@ -1,11 +1,11 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{Result, StoreError, classify, group_commit};
 use crate::model::{DeliveryState, NewNotification, ProposalStatus};
+use crate::store::{Db, db};
 
 /// A delivery as listed inside an enqueue answer or a notification.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -75,9 +75,8 @@ pub struct ItemError {
 
 impl Notification {
     /// The partner ids among `ids` that name no (live) partner.
-    pub async fn unknown_partners(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<Uuid>> {
-        let mut conn = pool.acquire().await?;
-        Ok(group_commit::unknown_partners(&mut conn, ids).await?)
+    pub async fn unknown_partners(pool: &Db, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+        Ok(group_commit::unknown_partners(pool, ids).await?)
     }
 
     /// Enqueues every notification (validated by the caller) in one transaction, all or
@@ -86,7 +85,7 @@ impl Notification {
     /// the database refuses the data, the items are replayed one by one in a transaction
     /// that is always rolled back, to name the item to blame.
     pub async fn enqueue_batch(
-        pool: &PgPool,
+        pool: &Db,
         items: &[NewNotification],
     ) -> Result<Vec<Enqueued>, ItemError> {
         let whole = |error: StoreError| ItemError { index: None, error };
@@ -95,7 +94,7 @@ impl Notification {
         let mut partners: Vec<Uuid> = items.iter().map(|n| n.partner_id).collect();
         partners.sort_unstable();
         partners.dedup();
-        let unknown = group_commit::unknown_partners(&mut tx, &partners)
+        let unknown = group_commit::unknown_partners(&mut *tx, &partners)
             .await
             .map_err(|e| whole(e.into()))?;
         if let Some(index) = items.iter().position(|n| unknown.contains(&n.partner_id)) {
@@ -123,7 +122,7 @@ impl Notification {
 
     /// The index of the first item the database refuses, found by inserting them one by
     /// one in a transaction that is rolled back whatever happens.
-    async fn find_refused(pool: &PgPool, items: &[&NewNotification]) -> Result<Option<usize>> {
+    async fn find_refused(pool: &Db, items: &[&NewNotification]) -> Result<Option<usize>> {
         let mut tx = pool.begin().await?;
         let mut refused = None;
         for (index, n) in items.iter().enumerate() {
@@ -140,8 +139,8 @@ impl Notification {
         Ok(refused)
     }
 
-    pub async fn get(pool: &PgPool, id: Uuid) -> Result<Notification> {
-        let mut n: Notification = sqlx::query_as(
+    pub async fn get(pool: &Db, id: Uuid) -> Result<Notification> {
+        let mut n: Notification = db::query_as(
             "SELECT id, partner_id, environment, event_type, proposal, status,
                     callbackd_event_name(event_type, body) AS event_name, identifier,
                     body::text AS body, created_at
@@ -152,7 +151,7 @@ impl Notification {
         .await?
         .ok_or(StoreError::NotFound("notification"))?;
         n.status_name = status_name(n.status);
-        n.deliveries = sqlx::query_as(
+        n.deliveries = db::query_as(
             "SELECT id, endpoint_id, state FROM deliveries WHERE notification_id = $1 ORDER BY id",
         )
         .bind(id)

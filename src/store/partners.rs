@@ -1,9 +1,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, PgExecutor, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{Result, StoreError};
+use crate::store::{Db, db};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Partner {
@@ -19,7 +20,7 @@ const COLUMNS: &str = "id, name, production_requires_https, created_at, updated_
 
 impl Partner {
     pub async fn create(db: impl PgExecutor<'_>, name: &str) -> Result<Partner> {
-        Ok(sqlx::query_as(const_format::concatcp!(
+        Ok(db::query_as(const_format::concatcp!(
             "INSERT INTO partners (name) VALUES ($1) RETURNING ",
             COLUMNS
         ))
@@ -28,8 +29,8 @@ impl Partner {
         .await?)
     }
 
-    pub async fn list(pool: &PgPool) -> Result<Vec<Partner>> {
-        Ok(sqlx::query_as(const_format::concatcp!(
+    pub async fn list(pool: &Db) -> Result<Vec<Partner>> {
+        Ok(db::query_as(const_format::concatcp!(
             "SELECT ",
             COLUMNS,
             " FROM partners WHERE deleted_at IS NULL ORDER BY created_at, id"
@@ -39,7 +40,7 @@ impl Partner {
     }
 
     pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Partner> {
-        sqlx::query_as(const_format::concatcp!(
+        db::query_as(const_format::concatcp!(
             "SELECT ",
             COLUMNS,
             " FROM partners WHERE id = $1 AND deleted_at IS NULL"
@@ -53,7 +54,7 @@ impl Partner {
     /// The partner, its row locked until `tx` ends (so that an audited change records
     /// exactly what it replaced).
     pub async fn lock(tx: &mut PgConnection, id: Uuid) -> Result<Partner> {
-        sqlx::query_as(const_format::concatcp!(
+        db::query_as(const_format::concatcp!(
             "SELECT ",
             COLUMNS,
             " FROM partners WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
@@ -71,7 +72,7 @@ impl Partner {
         name: Option<&str>,
         production_requires_https: Option<bool>,
     ) -> Result<Partner> {
-        sqlx::query_as(const_format::concatcp!(
+        db::query_as(const_format::concatcp!(
             "UPDATE partners SET name = coalesce($2, name),
                  production_requires_https = coalesce($3, production_requires_https),
                  updated_at = now()
@@ -91,7 +92,7 @@ impl Partner {
     /// deliveries are canceled, its tokens revoked, and the delivery history stays for the
     /// operators. Takes effect when the caller commits `tx`.
     pub async fn delete(tx: &mut Transaction<'static, Postgres>, id: Uuid) -> Result<()> {
-        let hit = sqlx::query(
+        let hit = db::query(
             "UPDATE partners SET deleted_at = now(), updated_at = now()
              WHERE id = $1 AND deleted_at IS NULL",
         )
@@ -101,14 +102,14 @@ impl Partner {
         if hit.rows_affected() == 0 {
             return Err(StoreError::NotFound("partner"));
         }
-        sqlx::query(
+        db::query(
             "UPDATE endpoints SET deleted_at = now(), enabled = false, updated_at = now()
              WHERE partner_id = $1 AND deleted_at IS NULL",
         )
         .bind(id)
         .execute(&mut **tx)
         .await?;
-        sqlx::query(
+        db::query(
             "UPDATE partner_tokens SET revoked_at = now()
              WHERE partner_id = $1 AND revoked_at IS NULL",
         )

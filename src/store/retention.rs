@@ -2,9 +2,8 @@
 //! deliveries are deleted once older than the configured age, a small batch per
 //! transaction. Pending and dead deliveries (and so their notifications) are never touched.
 
-use sqlx::PgPool;
-
 use super::Result;
+use crate::store::{Db, db};
 
 /// Rows deleted by one purge batch.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -17,8 +16,8 @@ pub struct Purged {
 /// than `days` days ago, then up to `batch` notifications older than that which no delivery
 /// refers to any more (with their idempotency keys). Each statement is its own short
 /// transaction; rows another transaction holds are skipped, never waited for.
-pub async fn purge_batch(pool: &PgPool, days: u32, batch: u32) -> Result<Purged> {
-    let deliveries: i64 = sqlx::query_scalar(
+pub async fn purge_batch(pool: &Db, days: u32, batch: u32) -> Result<Purged> {
+    let deliveries: i64 = db::query_scalar(
         "WITH victims AS (
              SELECT id FROM deliveries
              WHERE state IN ('delivered', 'canceled')
@@ -39,7 +38,7 @@ pub async fn purge_batch(pool: &PgPool, days: u32, batch: u32) -> Result<Purged>
     .bind(i64::from(batch))
     .fetch_one(pool)
     .await?;
-    let notifications: i64 = sqlx::query_scalar(
+    let notifications: i64 = db::query_scalar(
         "WITH victims AS (
              SELECT n.id FROM notifications n
              WHERE n.created_at < now() - make_interval(days => $1)

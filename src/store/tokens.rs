@@ -4,10 +4,11 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
-use sqlx::{PgExecutor, PgPool};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use super::{Result, StoreError};
+use crate::store::{Db, db};
 
 /// What every partner token starts with, so that one pasted in the wrong place (a log, a
 /// repository) is recognizable and can be searched for by secret scanners.
@@ -64,7 +65,7 @@ impl PartnerToken {
     /// Makes a token for a live partner (NotFound otherwise).
     pub async fn create(db: impl PgExecutor<'_>, partner_id: Uuid) -> Result<NewToken> {
         let (prefix, token) = mint();
-        let record: PartnerToken = sqlx::query_as(const_format::concatcp!(
+        let record: PartnerToken = db::query_as(const_format::concatcp!(
             "INSERT INTO partner_tokens (partner_id, prefix, token_hash)
              SELECT p.id, $2, $3 FROM partners p WHERE p.id = $1 AND p.deleted_at IS NULL
              RETURNING ",
@@ -79,8 +80,8 @@ impl PartnerToken {
         Ok(NewToken { record, token })
     }
 
-    pub async fn list(pool: &PgPool, partner_id: Uuid) -> Result<Vec<PartnerToken>> {
-        Ok(sqlx::query_as(const_format::concatcp!(
+    pub async fn list(pool: &Db, partner_id: Uuid) -> Result<Vec<PartnerToken>> {
+        Ok(db::query_as(const_format::concatcp!(
             "SELECT ",
             COLUMNS,
             " FROM partner_tokens WHERE partner_id = $1 ORDER BY created_at, id"
@@ -103,7 +104,7 @@ impl PartnerToken {
             token: PartnerToken,
             old_revoked_at: Option<DateTime<Utc>>,
         }
-        let r: Revoked = sqlx::query_as(
+        let r: Revoked = db::query_as(
             "WITH old AS (SELECT id, revoked_at FROM partner_tokens
                           WHERE id = $1 AND partner_id = $2 FOR UPDATE)
              UPDATE partner_tokens t SET revoked_at = coalesce(t.revoked_at, now())
@@ -126,8 +127,8 @@ impl PartnerToken {
 
     /// The owner of a live token (not revoked, its partner not deleted), or None. Records
     /// the use, at most once a minute per token, in the same statement.
-    pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<TokenOwner>> {
-        Ok(sqlx::query_as(
+    pub async fn authenticate(pool: &Db, token: &str) -> Result<Option<TokenOwner>> {
+        Ok(db::query_as(
             "WITH t AS (
                  SELECT t.id, t.partner_id, t.last_used_at
                  FROM partner_tokens t JOIN partners p ON p.id = t.partner_id

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use callbackd::config::Settings;
 use callbackd::startup::{Application, Role};
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -116,7 +116,7 @@ pub fn test_settings(database_url: &str) -> Settings {
 pub struct TestApp {
     pub address: String,
     pub token: String,
-    pub pool: PgPool,
+    pub pool: callbackd::store::Db,
     pub client: reqwest::Client,
     shutdown: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,

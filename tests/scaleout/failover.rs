@@ -132,7 +132,7 @@ async fn delivery_follows_the_promoted_standby_without_a_restart() {
 async fn a_standby_alone_is_refused() {
     let primary = Cluster::start_new().await;
     let standby = Cluster::standby_of(&primary).await;
-    let err = callbackd::store::connect(&standby.url("postgres"), 2)
+    let err = callbackd::store::connect(&standby.url("postgres"), 2, true)
         .await
         .expect_err("a read-only host is refused");
     assert!(err.is_transient(), "{err}");

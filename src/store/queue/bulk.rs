@@ -1,13 +1,14 @@
 //! Bulk replay: every dead (or canceled) delivery matching a filter goes back to pending, in
 //! chunks of their own transactions so a large replay never holds many locks for long.
 
-use sqlx::{PgPool, Postgres, QueryBuilder};
+use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::super::deliveries::push_filter;
 use super::super::{DeliveryFilter, Result, StoreError};
 use super::transitions::{REPLAY_SET, wake};
 use crate::model::{DeliveryState, Trigger, ValidationError};
+use crate::store::{Db, db};
 
 const CHUNK: i64 = 500;
 
@@ -15,7 +16,7 @@ const CHUNK: i64 = 500;
 /// many were replayed (their new series started by `trigger`); `progress` hears the
 /// running total after each chunk.
 pub async fn replay_matching(
-    pool: &PgPool,
+    pool: &Db,
     filter: &DeliveryFilter,
     trigger: Trigger,
     mut progress: impl FnMut(u64),
@@ -32,7 +33,7 @@ pub async fn replay_matching(
     }
     // Rows replayed here that fail and die again during the run are not taken twice.
     let started: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT now()").fetch_one(pool).await?;
+        db::query_scalar("SELECT now()").fetch_one(pool).await?;
     let mut total = 0u64;
     loop {
         let mut tx = pool.begin().await?;
@@ -52,7 +53,11 @@ pub async fn replay_matching(
         .push(", trigger = ")
         .push_bind(trigger.as_str())
         .push(" FROM picked WHERE deliveries.id = picked.id RETURNING deliveries.id");
-        let ids: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+        let ids: Vec<Uuid> = q
+            .build_query_scalar()
+            .persistent(db::prepared())
+            .fetch_all(&mut *tx)
+            .await?;
         if ids.is_empty() {
             tx.rollback().await?;
             return Ok(total);

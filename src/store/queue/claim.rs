@@ -18,11 +18,11 @@
 //! bitmap scans (which would read every ready row to sort them) are switched off for this
 //! statement.
 
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::super::Result;
 use super::Claimed;
+use crate::store::{Db, db};
 
 /// How many more requests each endpoint may have in flight in this worker: endpoints with
 /// no room are skipped by the claim, the others get at most their room (endpoints not named
@@ -138,7 +138,7 @@ pub const CLAIM_SQL: &str = const_format::concatcp!(
 /// and each endpoint's `rate_limit_per_s`. The attempt counter goes up here, so an attempt
 /// whose worker died still counts and a poison delivery cannot loop forever.
 pub async fn claim(
-    pool: &PgPool,
+    pool: &Db,
     limit: i64,
     lease_ms: i64,
     lease_token: Uuid,
@@ -148,10 +148,10 @@ pub async fn claim(
     // Statistics must not matter: an index probe with a LIMIT is always the right plan here,
     // and a bitmap scan (chosen when the planner believes the queue is small) reads and sorts
     // every ready row of an endpoint.
-    sqlx::query("SET LOCAL enable_bitmapscan = off")
+    db::query("SET LOCAL enable_bitmapscan = off")
         .execute(&mut *tx)
         .await?;
-    let claimed = sqlx::query_as(CLAIM_SQL)
+    let claimed = db::query_as(CLAIM_SQL)
         .bind(limit)
         .bind(lease_ms)
         .bind(lease_token)
@@ -182,8 +182,8 @@ pub const NEXT_DUE_SQL: &str = const_format::concatcp!(
 
 /// Milliseconds until the next ready delivery of an enabled endpoint not in `full` is due (0
 /// if one is due now), counting each endpoint's rate, or None when nothing is ready.
-pub async fn next_due_in_ms(pool: &PgPool, full: &[Uuid]) -> Result<Option<i64>> {
-    Ok(sqlx::query_scalar(NEXT_DUE_SQL)
+pub async fn next_due_in_ms(pool: &Db, full: &[Uuid]) -> Result<Option<i64>> {
+    Ok(db::query_scalar(NEXT_DUE_SQL)
         .bind(full)
         .fetch_optional(pool)
         .await?)

@@ -11,12 +11,11 @@
 //! - The delivery row is written once per attempt; the queue row is moved back to `ready`
 //!   or deleted (see migrations/0015_narrow_queue.sql).
 
-use sqlx::PgPool;
-
 use super::super::Result;
 use super::{Next, Outcome};
+use crate::store::{Db, db};
 
-pub async fn complete(pool: &PgPool, outcomes: &[Outcome]) -> Result<()> {
+pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
     if outcomes.is_empty() {
         return Ok(());
     }
@@ -54,7 +53,7 @@ pub async fn complete(pool: &PgPool, outcomes: &[Outcome]) -> Result<()> {
     }
     let mut tx = pool.begin().await?;
     // (endpoint, key) of each ordered delivery that left `running` for good.
-    let finished: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+    let finished: Vec<(uuid::Uuid, String)> = db::query_as(
         "WITH o AS (
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::int4[],
                                   $6::int4[], $7::timestamptz[], $8::int4[], $9::int4[],
@@ -152,7 +151,7 @@ pub(super) async fn release_next(
     }
     let (endpoints, keys): (Vec<uuid::Uuid>, Vec<&str>) =
         keys.iter().map(|(e, k)| (*e, k.as_str())).unzip();
-    sqlx::query(
+    db::query(
         "SELECT callbackd_release_next(k.endpoint_id, k.ordering_key)
          FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS k(endpoint_id, ordering_key, n)
          ORDER BY k.n",

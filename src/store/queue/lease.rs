@@ -3,19 +3,19 @@
 //! by a stopping worker whose grace ran out (so another worker sends them at once instead of
 //! after `lease_ms`).
 
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::super::Result;
+use crate::store::{Db, db};
 
 /// Extends to `lease_ms` from now the lease of each `(delivery id, lease token)` still held
 /// under that token. Returns how many leases were renewed.
-pub async fn renew_leases(pool: &PgPool, held: &[(Uuid, Uuid)], lease_ms: i64) -> Result<u64> {
+pub async fn renew_leases(pool: &Db, held: &[(Uuid, Uuid)], lease_ms: i64) -> Result<u64> {
     if held.is_empty() {
         return Ok(0);
     }
     let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = held.iter().copied().unzip();
-    let done = sqlx::query(
+    let done = db::query(
         "UPDATE delivery_queue q
          SET locked_until = now() + make_interval(secs => $3::float8 / 1000)
          FROM UNNEST($1::uuid[], $2::uuid[]) AS r(id, token)
@@ -33,7 +33,7 @@ pub async fn renew_leases(pool: &PgPool, held: &[(Uuid, Uuid)], lease_ms: i64) -
 /// ready again at once and the attempt counted at claim time is given back (no outcome was
 /// recorded for it). A delivery canceled meanwhile is left to the reaper, which finishes it.
 /// Returns how many deliveries were released.
-pub async fn release_leases(pool: &PgPool, held: &[(Uuid, Uuid)]) -> Result<u64> {
+pub async fn release_leases(pool: &Db, held: &[(Uuid, Uuid)]) -> Result<u64> {
     if held.is_empty() {
         return Ok(0);
     }
@@ -41,7 +41,7 @@ pub async fn release_leases(pool: &PgPool, held: &[(Uuid, Uuid)]) -> Result<u64>
     let mut tx = pool.begin().await?;
     // Lock first, read the delivery's state after: a cancel that held the queue row has
     // committed by the time the second statement takes its snapshot.
-    sqlx::query(
+    db::query(
         "SELECT 1 FROM delivery_queue q
          WHERE q.delivery_id = ANY ($1::uuid[])
          ORDER BY q.delivery_id FOR UPDATE",
@@ -49,7 +49,7 @@ pub async fn release_leases(pool: &PgPool, held: &[(Uuid, Uuid)]) -> Result<u64>
     .bind(&ids)
     .execute(&mut *tx)
     .await?;
-    let done = sqlx::query(
+    let done = db::query(
         "UPDATE delivery_queue q
          SET queue = 'ready',
              next_attempt_at = now(),

@@ -2,11 +2,11 @@
 //! 2xx again, its dead deliveries of the last `auto_replay_window_s` are replayed, oldest
 //! first, a bounded number per pass.
 
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::super::{Result, WAKE_CHANNEL};
 use super::transitions::REPLAY_SERIES;
+use crate::store::{Db, db};
 
 /// One recovery pass over `endpoints` (those that just answered 2xx): for each endpoint that
 /// opted in, is enabled, has dead deliveries in its window, and whose previous pass is at
@@ -19,12 +19,12 @@ use super::transitions::REPLAY_SERIES;
 /// answering; a delivery whose automatic replay died again is not replayed automatically a
 /// second time (an operator or the partner can still replay it), so a poison delivery cannot
 /// loop.
-pub async fn auto_replay_pass(pool: &PgPool, endpoints: &[Uuid], per_second: u32) -> Result<u64> {
+pub async fn auto_replay_pass(pool: &Db, endpoints: &[Uuid], per_second: u32) -> Result<u64> {
     if endpoints.is_empty() || per_second == 0 {
         return Ok(0);
     }
     let mut tx = pool.begin().await?;
-    let replayed = sqlx::query(const_format::concatcp!(
+    let replayed = db::query(const_format::concatcp!(
         "WITH due AS (
              UPDATE endpoints e SET auto_replay_next_at = now() + interval '900 milliseconds'
              WHERE e.id = ANY($1) AND e.auto_replay_dead_on_recovery AND e.enabled
@@ -63,7 +63,7 @@ pub async fn auto_replay_pass(pool: &PgPool, endpoints: &[Uuid], per_second: u32
     .await?
     .rows_affected();
     if replayed > 0 {
-        sqlx::query("SELECT pg_notify($1, '')")
+        db::query("SELECT pg_notify($1, '')")
             .bind(WAKE_CHANNEL)
             .execute(&mut *tx)
             .await?;

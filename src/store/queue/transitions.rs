@@ -1,12 +1,13 @@
 //! What operators and partners do to one delivery: replay (dead/canceled → ready) and cancel
 //! (pending → canceled); and the cancel that a configuration change implies.
 
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::super::{Delivery, DeliveryDetail, Result, StoreError, WAKE_CHANNEL};
 use super::complete::release_next;
 use crate::model::Trigger;
+use crate::store::{Db, db};
 
 /// What a replay does to a delivery: pending again, a new series from attempt 1 (the caller
 /// sets `trigger` and, unless it uses [`REPLAY_SET`], `next_attempt_at`). The
@@ -31,9 +32,9 @@ impl Delivery {
     /// A dead or canceled delivery goes back to pending with a fresh series of attempts,
     /// started by `trigger` (who asked). One canceled while its attempt is still on the wire
     /// is refused until that attempt ends, so two series never run at once.
-    pub async fn replay(pool: &PgPool, id: Uuid, trigger: Trigger) -> Result<DeliveryDetail> {
+    pub async fn replay(pool: &Db, id: Uuid, trigger: Trigger) -> Result<DeliveryDetail> {
         let mut tx = pool.begin().await?;
-        let found: Option<(String, Option<String>)> = sqlx::query_as(
+        let found: Option<(String, Option<String>)> = db::query_as(
             "SELECT d.state, q.queue FROM deliveries d
                  LEFT JOIN delivery_queue q ON q.delivery_id = d.id
                  WHERE d.id = $1 FOR UPDATE OF d",
@@ -56,7 +57,7 @@ impl Delivery {
                 )));
             }
         }
-        sqlx::query(const_format::concatcp!(
+        db::query(const_format::concatcp!(
             "UPDATE deliveries SET ",
             REPLAY_SET,
             ", trigger = $2 WHERE id = $1"
@@ -72,7 +73,7 @@ impl Delivery {
 
     /// A pending delivery is never sent again. One in flight finishes its request, but its
     /// outcome no longer changes the state.
-    pub async fn cancel(pool: &PgPool, id: Uuid) -> Result<DeliveryDetail> {
+    pub async fn cancel(pool: &Db, id: Uuid) -> Result<DeliveryDetail> {
         Self::cancel_because(pool, id, "canceled by operator").await
     }
 
@@ -80,10 +81,10 @@ impl Delivery {
     /// whose request is on the wire stays `running` until that request ends, so the next
     /// delivery of its proposal is not sent before it; one that was ready (possibly the head
     /// of its proposal) releases the next one now.
-    pub async fn cancel_because(pool: &PgPool, id: Uuid, reason: &str) -> Result<DeliveryDetail> {
+    pub async fn cancel_because(pool: &Db, id: Uuid, reason: &str) -> Result<DeliveryDetail> {
         let mut tx = pool.begin().await?;
         // The queue row first, then the delivery: the order completion locks them in.
-        let queued: Option<(String, Option<String>, Option<i64>)> = sqlx::query_as(
+        let queued: Option<(String, Option<String>, Option<i64>)> = db::query_as(
             "SELECT queue, ordering_key, sequence FROM delivery_queue
              WHERE delivery_id = $1 FOR UPDATE",
         )
@@ -91,7 +92,7 @@ impl Delivery {
         .fetch_optional(&mut *tx)
         .await?;
         let found: Option<(String, Uuid)> =
-            sqlx::query_as("SELECT state, endpoint_id FROM deliveries WHERE id = $1 FOR UPDATE")
+            db::query_as("SELECT state, endpoint_id FROM deliveries WHERE id = $1 FOR UPDATE")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -105,7 +106,7 @@ impl Delivery {
             Some((queue, key, sequence)) => (Some(queue), key, sequence),
             None => (None, None, None),
         };
-        sqlx::query(
+        db::query(
             "UPDATE deliveries SET state = 'canceled', last_error = $2, updated_at = now(),
                  ordering_key = coalesce($3, ordering_key), sequence = coalesce($4, sequence)
              WHERE id = $1",
@@ -118,7 +119,7 @@ impl Delivery {
         .await?;
         // One whose request is on the wire keeps its running row until that request ends.
         if queue.as_deref() != Some("running") {
-            sqlx::query("DELETE FROM delivery_queue WHERE delivery_id = $1")
+            db::query("DELETE FROM delivery_queue WHERE delivery_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
@@ -143,7 +144,7 @@ pub(crate) async fn cancel_pending(
         Scope::Partner(id) => (Some(id), None),
         Scope::Endpoint(id) => (None, Some(id)),
     };
-    let canceled: i64 = sqlx::query_scalar(
+    let canceled: i64 = db::query_scalar(
         "WITH queued AS (
              SELECT q.delivery_id, q.queue, q.ordering_key, q.sequence
              FROM deliveries d JOIN delivery_queue q ON q.delivery_id = d.id
@@ -176,7 +177,7 @@ pub(crate) async fn cancel_pending(
 /// The endpoint no longer orders per proposal: its deliveries that arrive or wait for a
 /// predecessor are ready now.
 pub(crate) async fn unorder(conn: &mut sqlx::PgConnection, endpoint_id: Uuid) -> Result<u64> {
-    let done = sqlx::query(
+    let done = db::query(
         "UPDATE delivery_queue SET queue = 'ready'
          WHERE endpoint_id = $1 AND queue IN ('arriving', 'waiting')",
     )
@@ -188,7 +189,7 @@ pub(crate) async fn unorder(conn: &mut sqlx::PgConnection, endpoint_id: Uuid) ->
 
 /// Wakes the workers when `tx` commits.
 pub(crate) async fn wake(tx: &mut Transaction<'static, Postgres>) -> Result<()> {
-    sqlx::query("SELECT pg_notify($1, '')")
+    db::query("SELECT pg_notify($1, '')")
         .bind(WAKE_CHANNEL)
         .execute(&mut **tx)
         .await?;

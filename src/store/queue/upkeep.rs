@@ -1,16 +1,16 @@
 //! The queue's upkeep, run by every worker: numbering arrivals of ordered endpoints, and
 //! taking back deliveries whose worker was lost.
 
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::super::{Result, WAKE_CHANNEL};
 use super::complete::release_next;
+use crate::store::{Db, db};
 
 /// Numbers up to `max_rows` committed arrivals (arriving → waiting | ready) and returns how
 /// many it numbered. See `callbackd_sequence_arrivals()` in migrations/0011.
-pub async fn sequence_arrivals(pool: &PgPool, max_rows: i32) -> Result<i32> {
-    Ok(sqlx::query_scalar("SELECT callbackd_sequence_arrivals($1)")
+pub async fn sequence_arrivals(pool: &Db, max_rows: i32) -> Result<i32> {
+    Ok(db::query_scalar("SELECT callbackd_sequence_arrivals($1)")
         .bind(max_rows)
         .fetch_one(pool)
         .await?)
@@ -21,12 +21,12 @@ pub async fn sequence_arrivals(pool: &PgPool, max_rows: i32) -> Result<i32> {
 /// kind `internal` and goes back to `ready` at once — or `dead` if that was its last attempt,
 /// so a delivery that keeps killing its worker ends instead of looping. One canceled while it
 /// was running leaves `running`. Returns how many were taken back.
-pub async fn reap_expired_leases(pool: &PgPool, max_rows: i64) -> Result<u64> {
+pub async fn reap_expired_leases(pool: &Db, max_rows: i64) -> Result<u64> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SET LOCAL enable_bitmapscan = off")
+    db::query("SET LOCAL enable_bitmapscan = off")
         .execute(&mut *tx)
         .await?;
-    let reaped: Vec<(Uuid, Uuid, Option<String>, Option<String>)> = sqlx::query_as(
+    let reaped: Vec<(Uuid, Uuid, Option<String>, Option<String>)> = db::query_as(
         "WITH lost AS (
              SELECT q.delivery_id AS id, q.lease_token, q.attempts, q.ordering_key,
                     q.sequence, e.max_attempts
@@ -90,7 +90,7 @@ pub async fn reap_expired_leases(pool: &PgPool, max_rows: i64) -> Result<u64> {
     finished.dedup();
     release_next(&mut tx, &finished).await?;
     if !reaped.is_empty() {
-        sqlx::query("SELECT pg_notify($1, '')")
+        db::query("SELECT pg_notify($1, '')")
             .bind(WAKE_CHANNEL)
             .execute(&mut *tx)
             .await?;

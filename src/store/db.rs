@@ -1,0 +1,188 @@
+//! The handle every statement of callbackd runs through, and what a pooler in transaction
+//! mode needs from it.
+//!
+//! Direct to PostgreSQL, or through a pooler in session mode, sqlx prepares each statement
+//! once per connection under a name (`sqlx_s_N`) and reuses it: the default here. Through a
+//! pooler in transaction mode (PgBouncer 1.18, Debian 12's, which keeps no prepared
+//! statements), a client's consecutive transactions may run on different server
+//! connections, and that breaks sqlx twice over:
+//! - a named statement prepared on one server connection is missing, or another client's,
+//!   on the next (`prepared statement "sqlx_s_1" already exists`);
+//! - even an unnamed statement is sent in two round trips (Parse/Describe, then
+//!   Bind/Execute, each ending in Sync). Outside a transaction block the pooler may hand the
+//!   server connection to another client in between, whose own unnamed statement then runs
+//!   with our arguments. Measured: 2,113 of 4,000 results came from another task's statement,
+//!   with no error at all.
+//!
+//! So with `database_pool_mode = "transaction"` ([`use_unnamed_statements`]):
+//! - every statement is unnamed: [`query`], [`query_as`] and [`query_scalar`] build every
+//!   statement callbackd runs;
+//! - a statement that runs on its own (on [`Db`], not inside a transaction) runs inside a
+//!   transaction of its own (BEGIN, the statement, COMMIT), so both round trips reach the same
+//!   server connection. Statements inside a transaction are there already.
+//!
+//! The cost: each statement is parsed and planned each time it runs, and a statement on its
+//! own takes two more round trips. docs/scaling.md has the numbers.
+//!
+//! The mode is one switch for the whole process, set at start-up before any statement runs.
+//! Unnamed statements are correct everywhere (they only cost speed), so a process that never
+//! sets it, like the tests' in-process apps, stays on prepared statements.
+
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use sqlx::postgres::{PgArguments, PgQueryResult, PgRow, PgStatement, PgTypeInfo};
+use sqlx::{Either, Execute, Executor, FromRow, PgPool, Postgres, SqlSafeStr, SqlStr};
+
+static UNNAMED: AtomicBool = AtomicBool::new(false);
+
+/// From now on, every statement of this process is unnamed and runs inside a transaction
+/// (a pooler in transaction mode is in front of the database).
+pub fn use_unnamed_statements() {
+    UNNAMED.store(true, AtomicOrdering::Relaxed);
+}
+
+/// Are statements prepared under a name and cached (the default)?
+pub(crate) fn prepared() -> bool {
+    !UNNAMED.load(AtomicOrdering::Relaxed)
+}
+
+/// [`sqlx::query`], named and cached unless the process uses unnamed statements.
+pub fn query<'q>(sql: impl SqlSafeStr) -> sqlx::query::Query<'q, Postgres, PgArguments> {
+    sqlx::query(sql).persistent(prepared())
+}
+
+/// [`sqlx::query_as`], named and cached unless the process uses unnamed statements.
+pub fn query_as<'q, O>(sql: impl SqlSafeStr) -> sqlx::query::QueryAs<'q, Postgres, O, PgArguments>
+where
+    O: for<'r> FromRow<'r, PgRow>,
+{
+    sqlx::query_as(sql).persistent(prepared())
+}
+
+/// [`sqlx::query_scalar`], named and cached unless the process uses unnamed statements.
+pub fn query_scalar<'q, O>(
+    sql: impl SqlSafeStr,
+) -> sqlx::query::QueryScalar<'q, Postgres, O, PgArguments>
+where
+    (O,): for<'r> FromRow<'r, PgRow>,
+{
+    sqlx::query_scalar(sql).persistent(prepared())
+}
+
+/// The connection pool. Statements run on it as on a [`PgPool`]; with unnamed statements,
+/// each one runs in a transaction of its own (see the module doc). It dereferences to the
+/// pool for everything else (`begin`, `acquire`, `close`).
+#[derive(Clone, Debug)]
+pub struct Db(PgPool);
+
+impl Db {
+    pub fn new(pool: PgPool) -> Self {
+        Db(pool)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.0
+    }
+}
+
+impl From<PgPool> for Db {
+    fn from(pool: PgPool) -> Self {
+        Db(pool)
+    }
+}
+
+impl std::ops::Deref for Db {
+    type Target = PgPool;
+    fn deref(&self) -> &PgPool {
+        &self.0
+    }
+}
+
+/// A statement sent unnamed, whatever it asked for.
+struct Unnamed<E>(E);
+
+impl<'q, E: Execute<'q, Postgres>> Execute<'q, Postgres> for Unnamed<E> {
+    fn sql(self) -> SqlStr {
+        self.0.sql()
+    }
+    fn statement(&self) -> Option<&PgStatement> {
+        self.0.statement()
+    }
+    fn take_arguments(&mut self) -> Result<Option<PgArguments>, sqlx::error::BoxDynError> {
+        self.0.take_arguments()
+    }
+    fn persistent(&self) -> bool {
+        false
+    }
+}
+
+impl<'c> Executor<'c> for &'c Db {
+    type Database = Postgres;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<PgQueryResult, PgRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        if prepared() {
+            return self.0.fetch_many(query);
+        }
+        let pool = &self.0;
+        // Collected inside the transaction, then handed out: the statement's results are
+        // read to the end before COMMIT.
+        let all = async move {
+            let mut tx = pool.begin().await?;
+            let items: Vec<_> = (&mut *tx).fetch_many(Unnamed(query)).try_collect().await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(futures::stream::iter(items.into_iter().map(Ok)))
+        };
+        futures::stream::once(all).try_flatten().boxed()
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        if prepared() {
+            return self.0.fetch_optional(query);
+        }
+        let pool = &self.0;
+        Box::pin(async move {
+            let mut tx = pool.begin().await?;
+            let row = (&mut *tx).fetch_optional(Unnamed(query)).await?;
+            tx.commit().await?;
+            Ok(row)
+        })
+    }
+
+    fn prepare_with<'e>(
+        self,
+        sql: SqlStr,
+        parameters: &'e [PgTypeInfo],
+    ) -> BoxFuture<'e, Result<PgStatement, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        self.0.prepare_with(sql, parameters)
+    }
+
+    fn describe<'e>(
+        self,
+        sql: SqlStr,
+    ) -> BoxFuture<'e, Result<sqlx::Describe<Postgres>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        self.0.describe(sql)
+    }
+}
