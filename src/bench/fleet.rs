@@ -20,6 +20,10 @@ use super::{
 };
 use crate::config::Settings;
 
+/// PgBouncer's server connections in transaction mode, unless `--pool-size` says otherwise:
+/// about what a 2-core database serves well, whatever the number of workers.
+const TRANSACTION_POOL_SIZE: u32 = 10;
+
 /// One worker count's result, printed as one JSON line.
 #[derive(Debug, Serialize)]
 struct Row {
@@ -68,12 +72,18 @@ async fn one(settings: &Settings, args: &BenchArgs, n: usize) -> anyhow::Result<
     let bouncer = match &args.via_pgbouncer {
         Some(mode) => {
             // Session mode holds one server connection per client connection: room for every
-            // worker's whole pool.
-            let size = args
-                .pool_size
-                .unwrap_or(settings.database_max_connections * n as u32 + 4);
+            // worker's whole pool. Transaction mode shares a few (what it is for): the
+            // workers then send unnamed statements (`database_pool_mode`).
+            let size = args.pool_size.unwrap_or(if mode == "transaction" {
+                TRANSACTION_POOL_SIZE
+            } else {
+                settings.database_max_connections * n as u32 + 4
+            });
             let b = PgBouncer::start(&url, mode, size).await?;
             env.push(("CALLBACKD_SESSION_DATABASE_URL", url.clone()));
+            if mode == "transaction" {
+                env.push(("CALLBACKD_DATABASE_POOL_MODE", mode.clone()));
+            }
             Some(b)
         }
         None => None,
@@ -148,7 +158,7 @@ async fn one(settings: &Settings, args: &BenchArgs, n: usize) -> anyhow::Result<
             .unwrap_or_default(),
     };
     let report = Report {
-        scenario: scenario_name(n, args.via_pgbouncer.is_some()),
+        scenario: scenario_name(n, args.via_pgbouncer.as_deref()),
         deliveries: delivered,
         deliveries_per_s: row.deliveries_per_s,
         latency_ms_p50: l[0],
@@ -161,10 +171,9 @@ async fn one(settings: &Settings, args: &BenchArgs, n: usize) -> anyhow::Result<
         note: Some(format!(
             "{n} worker(s){}; PostgreSQL backends {:.3} CPU ms/delivery; {} connections at \
              peak; {:.0} WAL bytes/delivery; top waits: {}",
-            if args.via_pgbouncer.is_some() {
-                " through PgBouncer"
-            } else {
-                ""
+            match args.via_pgbouncer.as_deref() {
+                Some(mode) => format!(" through PgBouncer ({mode} mode)"),
+                None => String::new(),
             },
             row.pg_backend_cpu_ms_per_delivery,
             row.peak_connections,
@@ -185,13 +194,14 @@ async fn watch<'a>(pids: &[(&'a str, u32)]) -> (&'a str, u32) {
     }
 }
 
-/// `fleet-<n>` (`fleet-pooled-<n>` through PgBouncer). The report keeps a `&'static str`; the
-/// handful of names one benchmark run makes may live as long as the process.
-fn scenario_name(n: usize, pooled: bool) -> &'static str {
-    let name = if pooled {
-        format!("fleet-pooled-{n}")
-    } else {
-        format!("fleet-{n}")
+/// `fleet-<n>` (`fleet-pooled-<n>` through PgBouncer in session mode, `fleet-<mode>-<n>` in
+/// another mode). The report keeps a `&'static str`; the handful of names one benchmark run
+/// makes may live as long as the process.
+fn scenario_name(n: usize, pool_mode: Option<&str>) -> &'static str {
+    let name = match pool_mode {
+        None => format!("fleet-{n}"),
+        Some("session") => format!("fleet-pooled-{n}"),
+        Some(mode) => format!("fleet-{mode}-{n}"),
     };
     Box::leak(name.into_boxed_str())
 }

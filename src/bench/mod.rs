@@ -74,7 +74,8 @@ pub struct BenchArgs {
     /// LISTEN and migrations direct.
     #[arg(long, num_args = 0..=1, default_missing_value = "session", value_name = "POOL_MODE")]
     via_pgbouncer: Option<String>,
-    /// fleet: PgBouncer's server connections (default: every worker's whole pool, plus 4).
+    /// fleet: PgBouncer's server connections (default: session mode, every worker's whole pool
+    /// plus 4; transaction mode, 10).
     #[arg(long)]
     pool_size: Option<u32>,
 }
