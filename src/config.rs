@@ -39,6 +39,8 @@ pub struct Settings {
     pub database_max_connections: u32,
     pub session_database_url: String,
     pub database_pool_mode: PoolMode,
+    /// Dead row versions in the queue table at which a worker vacuums it (0: never).
+    pub queue_vacuum_dead_rows: u64,
     pub shutdown_grace_s: u64,
     pub production_requires_https: bool,
     pub retention_days: u32,
@@ -64,6 +66,7 @@ impl std::fmt::Debug for Settings {
                 &redact_url(&self.session_database_url),
             )
             .field("database_pool_mode", &self.database_pool_mode)
+            .field("queue_vacuum_dead_rows", &self.queue_vacuum_dead_rows)
             .field("listen", &self.listen)
             .field("metrics_listen", &self.metrics_listen)
             .field("api_token", &"<redacted>")

@@ -121,6 +121,11 @@ impl Dispatcher {
             self.wake.clone(),
             shutdown.clone(),
         ));
+        tokio::spawn(upkeep::vacuum_queue(
+            self.listen.clone(),
+            self.settings.queue_vacuum_dead_rows,
+            shutdown.clone(),
+        ));
         let permits = Arc::new(Semaphore::new(concurrency));
 
         self.claim_loop(&permits, &outcomes_tx, &shutdown).await;

@@ -1,5 +1,5 @@
-//! The worker's background chores on the queue: renewing the leases of what it holds, and
-//! taking back what lost workers held.
+//! The worker's background chores on the queue: renewing the leases of what it holds, taking
+//! back what lost workers held, and vacuuming the queue table when dead rows pile up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,6 +56,47 @@ pub async fn reap(pool: Db, every: Duration, wake: Arc<Notify>, shutdown: Cancel
         tokio::select! {
             _ = tokio::time::sleep(every) => {},
             _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// How often a worker looks at the queue table's dead rows: a cheap read of statistics.
+const VACUUM_CHECK: Duration = Duration::from_secs(1);
+
+/// Vacuums the queue table (on the session connection `session`) whenever its dead row
+/// versions reach `min_dead` or a quarter of its live rows, whichever is more: the dead index
+/// entries a drained backlog leaves cost every numbering and claim a walk until then, and the
+/// walk grows with them, while a VACUUM costs about the table's size. Several workers may
+/// decide at once; `SKIP_LOCKED` lets one do it. `min_dead = 0`: never (autovacuum alone).
+pub async fn vacuum_queue(session: Db, min_dead: u64, shutdown: CancellationToken) {
+    if min_dead == 0 {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(VACUUM_CHECK) => {},
+            _ = shutdown.cancelled() => return,
+        }
+        let (dead, live) = match store::queue_row_versions(&session).await {
+            Ok(counts) => counts,
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the queue table's statistics failed");
+                continue;
+            }
+        };
+        let threshold = (min_dead as i64).max(live / 4);
+        if dead < threshold {
+            continue;
+        }
+        let started = std::time::Instant::now();
+        match store::vacuum_queue(&session).await {
+            Ok(()) => tracing::info!(
+                dead,
+                live,
+                took_ms = started.elapsed().as_millis() as u64,
+                "vacuumed the queue table"
+            ),
+            Err(e) => tracing::warn!(error = %e, dead, "vacuuming the queue table failed"),
         }
     }
 }

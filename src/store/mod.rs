@@ -38,7 +38,8 @@ pub use notifications::{DeliveryRef, Enqueued, ItemError, Notification};
 pub use partners::Partner;
 pub use queue::{
     Claimed, EndpointRoom, Next, Outcome, auto_replay_pass, claim, complete, next_due_in_ms,
-    reap_expired_leases, release_leases, renew_leases, replay_matching, sequence_arrivals,
+    queue_row_versions, reap_expired_leases, release_leases, renew_leases, replay_matching,
+    sequence_arrivals, vacuum_queue,
 };
 pub use retention::{Purged, purge_batch};
 

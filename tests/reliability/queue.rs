@@ -12,6 +12,7 @@ mod completion;
 mod leases;
 mod ordering;
 mod rate;
+mod vacuum;
 
 use std::time::{Duration, Instant};
 

@@ -68,7 +68,7 @@ pub use claim::{EndpointRoom, claim, next_due_in_ms};
 pub use complete::complete;
 pub use lease::{release_leases, renew_leases};
 pub use recovery::auto_replay_pass;
-pub use upkeep::{reap_expired_leases, sequence_arrivals};
+pub use upkeep::{queue_row_versions, reap_expired_leases, sequence_arrivals, vacuum_queue};
 
 /// A delivery a worker now holds, with everything needed to send it.
 #[derive(Debug, Clone, sqlx::FromRow)]

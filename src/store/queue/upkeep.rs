@@ -16,6 +16,32 @@ pub async fn sequence_arrivals(pool: &Db, max_rows: i32) -> Result<i32> {
         .await?)
 }
 
+/// Dead and live row versions of the queue table, as PostgreSQL's statistics count them (up
+/// to a second or so behind).
+pub async fn queue_row_versions(pool: &Db) -> Result<(i64, i64)> {
+    Ok(db::query_as(
+        "SELECT coalesce(n_dead_tup, 0), coalesce(n_live_tup, 0) FROM pg_stat_user_tables
+         WHERE relid = 'delivery_queue'::regclass",
+    )
+    .fetch_optional(pool)
+    .await?
+    .unwrap_or((0, 0)))
+}
+
+/// Vacuums the queue table, its indexes included (`INDEX_CLEANUP ON`: the dead index
+/// entries are what the numbering and the claim step over), unless another VACUUM (say,
+/// autovacuum's) holds it already. Takes a session connection: VACUUM cannot run inside a
+/// transaction, which is what a statement on its own becomes behind a transaction pooler
+/// (see [`super::super::db`]); sent with the simple protocol, outside any transaction.
+pub async fn vacuum_queue(session: &Db) -> Result<()> {
+    use sqlx::Executor;
+    session
+        .pool()
+        .execute("VACUUM (SKIP_LOCKED, INDEX_CLEANUP ON) delivery_queue")
+        .await?;
+    Ok(())
+}
+
 /// Deliveries whose lease expired: their worker stopped renewing it, so it is gone (or cut
 /// off from the database) and its outcome is unknown. Each gets a failed attempt with error
 /// kind `internal` and goes back to `ready` at once — or `dead` if that was its last attempt,
