@@ -242,6 +242,13 @@ impl Settings {
                 }
             }
         }
+        // Beyond a billion dead row versions a table is not being watched at all: 0 says so.
+        if self.queue_vacuum_dead_rows > 1_000_000_000 {
+            return invalid(
+                "queue_vacuum_dead_rows",
+                "must be between 0 (never) and 1000000000",
+            );
+        }
         if self.database_max_connections < 2 {
             return invalid("database_max_connections", "must be at least 2");
         }
@@ -411,7 +418,7 @@ mod tests {
     }
 
     #[test]
-    fn transaction_pooling_needs_a_session_url_and_a_known_mode() {
+    fn transaction_pooling_needs_a_session_url_and_a_known_mode_and_vacuum_rows_a_sane_count() {
         assert_eq!(Settings::defaults().database_pool_mode, PoolMode::Session);
         let load = |vars: &[(&str, &str)]| {
             Settings::load_with_env(
@@ -430,6 +437,12 @@ mod tests {
             err.contains("database_pool_mode") && err.contains("statement"),
             "{err}"
         );
+        for bad in ["-1", "1000000001", "18446744073709551615", "lots"] {
+            let err = load(&[("CALLBACKD_QUEUE_VACUUM_DEAD_ROWS", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("queue_vacuum_dead_rows"), "{bad}: {err}");
+        }
         let s = load(&[
             ("CALLBACKD_DATABASE_POOL_MODE", "transaction"),
             ("CALLBACKD_SESSION_DATABASE_URL", "postgres://h:5432/db"),

@@ -156,12 +156,15 @@ impl<'c> Executor<'c> for &'c Db {
         if prepared() {
             return self.0.fetch_optional(query);
         }
-        let pool = &self.0;
+        // The transaction of `fetch_many`; its rows are all read before COMMIT.
+        let mut all = self.fetch_many(query);
         Box::pin(async move {
-            let mut tx = pool.begin().await?;
-            let row = (&mut *tx).fetch_optional(Unnamed(query)).await?;
-            tx.commit().await?;
-            Ok(row)
+            while let Some(item) = all.try_next().await? {
+                if let Either::Right(row) = item {
+                    return Ok(Some(row));
+                }
+            }
+            Ok(None)
         })
     }
 

@@ -17,20 +17,14 @@ use crate::cluster::Cluster;
 use crate::traffic::{
     assert_alive, enqueue_stream, received, run_phase, wait_all_marked_delivered,
 };
-use crate::{Fleet, start_fleet};
+use crate::{Fleet, primary_and_standby, start_fleet};
 
 const RESUME_BOUND: Duration = Duration::from_secs(10);
 const DATABASE: &str = "cbdemoted";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writes_leave_a_primary_demoted_while_up_for_the_promoted_standby() {
-    let old = Cluster::start_new().await;
-    let new = Cluster::standby_of(&old).await;
-    old.synchronous().await;
-    let url = format!(
-        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/{DATABASE}",
-        old.port, new.port
-    );
+    let (old, new, url) = primary_and_standby(DATABASE).await;
     let Fleet {
         mut serve,
         mut worker,

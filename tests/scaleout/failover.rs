@@ -13,7 +13,7 @@ use crate::cluster::Cluster;
 use crate::traffic::{
     assert_alive, enqueue_stream, received, run_phase, wait_all_marked_delivered, wait_ready_status,
 };
-use crate::{Fleet, start_fleet};
+use crate::{Fleet, primary_and_standby, start_fleet};
 
 const RESUME_BOUND: Duration = Duration::from_secs(10);
 /// How long the test keeps the cluster without a writable host before promoting.
@@ -21,13 +21,7 @@ const NO_PRIMARY: Duration = Duration::from_secs(4);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn delivery_follows_the_promoted_standby_without_a_restart() {
-    let primary = Cluster::start_new().await;
-    let standby = Cluster::standby_of(&primary).await;
-    primary.synchronous().await;
-    let url = format!(
-        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/cbfailover",
-        primary.port, standby.port
-    );
+    let (primary, standby, url) = primary_and_standby("cbfailover").await;
     // Fast failure detection for the worker; /readyz answers within its bound either way.
     let env = [("CALLBACKD_DATABASE_MAX_CONNECTIONS", "8")];
     let Fleet {

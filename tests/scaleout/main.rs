@@ -1,5 +1,5 @@
-//! Past one machine (issue 16): the real `callbackd` binary behind PgBouncer (session mode:
-//! transaction mode cannot work with PgBouncer 1.18, see docs/scaling.md), and across a
+//! Past one machine (issue 16): the real `callbackd` binary behind PgBouncer (session mode,
+//! and transaction mode with `database_pool_mode = transaction`), and across a
 //! PostgreSQL failover and a demotion (a primary and a synchronous streaming standby, two
 //! private clusters). The shared server on 5432 is only used for fresh test
 //! databases, never stopped.
@@ -27,6 +27,19 @@ mod failover;
 #[allow(dead_code)] // this target uses part of it
 mod pgbouncer;
 mod pooler;
+
+/// A new private primary and a synchronous streaming standby of it, and the URL naming both
+/// (primary first) for `database`: what the failover and demotion tests start from.
+async fn primary_and_standby(database: &str) -> (cluster::Cluster, cluster::Cluster, String) {
+    let primary = cluster::Cluster::start_new().await;
+    let standby = cluster::Cluster::standby_of(&primary).await;
+    primary.synchronous().await;
+    let url = format!(
+        "postgres://postgres@127.0.0.1:{},127.0.0.1:{}/{database}",
+        primary.port, standby.port
+    );
+    (primary, standby, url)
+}
 
 /// An API and a worker process on `url`, a receiver, a registered partner and an empty
 /// ledger: what the failover and demotion tests start from.

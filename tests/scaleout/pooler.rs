@@ -1,8 +1,8 @@
 //! An API process and 4 worker processes, all through PgBouncer (Debian's 1.18), LISTEN and
-//! migrations on the direct `session_database_url`: 10,000 notifications, each delivered
-//! exactly once to a healthy receiver. Twice: with PgBouncer in session mode, and in
-//! transaction mode with `database_pool_mode = "transaction"`, where the 5 processes' 40
-//! client connections share 8 server connections.
+//! migrations on the direct `session_database_url`: 10,000 notifications through the batch
+//! API and 200 single calls, each delivered exactly once to a healthy receiver. Twice: with
+//! PgBouncer in session mode, and in transaction mode with `database_pool_mode =
+//! "transaction"`, where the 5 processes' 40 client connections share 8 server connections.
 //!
 //! Transaction mode with prepared statements (the default) fails at the first start: sqlx
 //! names its statements (`prepared statement "sqlx_s_1" already exists`), and even unnamed
@@ -17,9 +17,11 @@ use crate::helpers::TestDb;
 use crate::pgbouncer::PgBouncer;
 use crate::process::{self, Proc};
 use crate::receiver::Receiver;
-use crate::traffic::{Api, Ledger, assert_alive, register_partner, run_phase};
+use crate::traffic::{Api, Ledger, assert_alive, register_partner, run_phase, wait_all_received};
 
 const NOTIFICATIONS: usize = 10_000;
+/// Then single calls, each through the API's group commit (its own transactions).
+const SINGLES: usize = 200;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn api_and_four_workers_through_pgbouncer_deliver_each_notification_exactly_once() {
@@ -64,6 +66,15 @@ async fn through_pgbouncer(pool_mode: &str, server_connections: u32, setting: Op
         pace.per_s
     );
 
+    let singles = NOTIFICATIONS..NOTIFICATIONS + SINGLES;
+    let answers = futures::future::join_all(singles.clone().map(|seq| api.enqueue(seq))).await;
+    for (seq, a) in singles.zip(answers) {
+        assert_eq!(a.status, 202, "{}", a.body);
+        let id = a.body["deliveries"][0]["id"].as_str().unwrap().to_string();
+        ledger.lock().unwrap().insert(seq, id);
+    }
+    wait_all_received(&rx, &ledger, Duration::from_secs(60)).await;
+
     // Exactly once: one request per notification (no retry, no duplicate).
     let requests = rx.requests();
     let mut per_id: HashMap<String, usize> = HashMap::new();
@@ -72,10 +83,14 @@ async fn through_pgbouncer(pool_mode: &str, server_connections: u32, setting: Op
             .entry(r.header("x-callback-id").unwrap().to_string())
             .or_default() += 1;
     }
-    assert_eq!(per_id.len(), NOTIFICATIONS, "distinct X-Callback-Id values");
+    assert_eq!(
+        per_id.len(),
+        NOTIFICATIONS + SINGLES,
+        "distinct X-Callback-Id values"
+    );
     let twice: Vec<_> = per_id.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
-    assert_eq!(requests.len(), NOTIFICATIONS);
+    assert_eq!(requests.len(), NOTIFICATIONS + SINGLES);
     crate::traffic::wait_all_marked_delivered(&db.url, &ledger, Duration::from_secs(30)).await;
 
     // The pooler was in the way: it served the 5 processes' pooled connections.

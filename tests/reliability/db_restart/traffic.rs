@@ -209,7 +209,7 @@ where
 }
 
 /// Waits until every acknowledged notification reached the receiver.
-async fn wait_all_received(rx: &Receiver, ledger: &Ledger, within: Duration) {
+pub async fn wait_all_received(rx: &Receiver, ledger: &Ledger, within: Duration) {
     let missing = || async {
         let (got, _) = received(rx);
         let acked = ledger.lock().unwrap().clone();
