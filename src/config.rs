@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use serde::Deserialize;
 
 /// The defaults, the same text that ships as `config/default.toml`.
@@ -24,8 +25,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Where `/metrics` is served; empty: on the API's address (see [`Settings::metrics_address`]).
     pub metrics_listen: String,
-    pub api_token: String,
-    pub secret_key: String,
+    /// Secrets are `SecretString`: zeroized on drop, and `Debug` shows no value.
+    pub api_token: SecretString,
+    pub secret_key: SecretString,
     pub retry_base_ms: u64,
     pub retry_max_ms: u64,
     pub max_attempts: u32,
@@ -49,7 +51,7 @@ pub struct Settings {
     pub retention_batch: u32,
     pub auto_replay_per_second: u32,
     pub alerts_webhook_url: String,
-    pub alerts_token: String,
+    pub alerts_token: SecretString,
     pub alerts_failure_streak: u32,
     pub alerts_min_interval_s: u64,
     pub alerts_burst_window_ms: u64,
@@ -305,6 +307,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn compiled_in_defaults_match_the_contract() {
@@ -347,7 +350,7 @@ mod tests {
         assert!(s.allow_private_targets);
         assert_eq!(s.worker_concurrency, 7);
         assert_eq!(s.lease_ms, 30_000);
-        assert_eq!(s.api_token, "t0ken");
+        assert_eq!(s.api_token.expose_secret(), "t0ken");
     }
 
     #[test]
@@ -477,7 +480,7 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()));
         let s = Settings::load_with_env(None, env).unwrap();
         assert_eq!(s.alerts_webhook_url, "https://ops.example/hook");
-        assert_eq!(s.alerts_token, "alert-very-secret");
+        assert_eq!(s.alerts_token.expose_secret(), "alert-very-secret");
         assert_eq!((s.alerts_failure_streak, s.alerts_min_interval_s), (3, 60));
         assert!(!format!("{s:?}").contains("very-secret"));
         let defaults = Settings::defaults();

@@ -6,6 +6,7 @@
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
+use zeroize::Zeroizing;
 
 const NONCE_LEN: usize = 12;
 /// Used when no key is configured, so a first start works; `app` warns loudly about it.
@@ -43,9 +44,12 @@ impl SecretBox {
                 is_dev_key: true,
             });
         }
-        let key = base64::engine::general_purpose::STANDARD
-            .decode(setting)
-            .map_err(|_| CryptoError::BadKey)?;
+        // The decoded key is wiped as soon as the cipher holds its own schedule.
+        let key = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(setting)
+                .map_err(|_| CryptoError::BadKey)?,
+        );
         let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| CryptoError::BadKey)?;
         Ok(Self {
             cipher,
@@ -75,7 +79,9 @@ impl SecretBox {
         out
     }
 
-    pub fn open(&self, sealed: &[u8], bound_to: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    /// The plaintext comes back in a `Zeroizing` buffer: decrypted credentials are wiped when
+    /// the caller is done parsing them, not left in a freed allocation.
+    pub fn open(&self, sealed: &[u8], bound_to: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
         if sealed.len() < NONCE_LEN {
             return Err(CryptoError::Open);
         }
@@ -89,6 +95,7 @@ impl SecretBox {
                     aad: bound_to,
                 },
             )
+            .map(Zeroizing::new)
             .map_err(|_| CryptoError::Open)
     }
 }
@@ -103,7 +110,7 @@ mod tests {
         let sb = SecretBox::from_setting(&key).unwrap();
         let sealed = sb.seal(b"s3cret", b"row-1");
         assert!(!sealed.windows(6).any(|w| w == b"s3cret"));
-        assert_eq!(sb.open(&sealed, b"row-1").unwrap(), b"s3cret");
+        assert_eq!(sb.open(&sealed, b"row-1").unwrap().as_slice(), b"s3cret");
         assert!(sb.open(&sealed, b"row-2").is_err(), "bound to its row");
         let other = SecretBox::from_setting("").unwrap();
         assert!(other.is_dev_key());

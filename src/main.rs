@@ -1,3 +1,4 @@
+use secrecy::ExposeSecret;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -96,7 +97,7 @@ async fn run(
     let settings = settings.map_err(StartupError::from)?;
     match cli.command {
         Command::Migrate => {
-            let secrets = SecretBox::from_setting(&settings.secret_key)
+            let secrets = SecretBox::from_setting(settings.secret_key.expose_secret())
                 .map_err(|_| StartupError::MalformedSecretKey)?;
             prepare_database(&settings, &secrets).await?;
             println!("callbackd: database is migrated");

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use base64::Engine;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -44,7 +45,7 @@ pub struct Application {
     metrics: Option<TcpListener>,
     dispatcher: Option<Arc<Dispatcher>>,
     settings: Arc<Settings>,
-    api_token: Arc<str>,
+    api_token: SecretString,
     token_generated: bool,
     dev_key: bool,
 }
@@ -115,17 +116,17 @@ impl Application {
     pub async fn build(settings: Settings, role: Role) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         crate::prometheus::install();
-        let secrets = SecretBox::from_setting(&settings.secret_key)
+        let secrets = SecretBox::from_setting(settings.secret_key.expose_secret())
             .map_err(|_| StartupError::MalformedSecretKey)?;
         let Databases { pool, listen } = prepare_databases(&settings, &secrets).await?;
 
-        let token_generated = settings.api_token.trim().is_empty();
-        let api_token: Arc<str> = if token_generated {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(rand::random::<[u8; 32]>())
-                .into()
+        let token_generated = settings.api_token.expose_secret().trim().is_empty();
+        let api_token = if token_generated {
+            SecretString::from(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()),
+            )
         } else {
-            settings.api_token.trim().into()
+            SecretString::from(settings.api_token.expose_secret().trim())
         };
 
         let (api, address) = if role.runs_api() {
@@ -184,7 +185,7 @@ impl Application {
     }
 
     pub fn api_token(&self) -> &str {
-        &self.api_token
+        self.api_token.expose_secret()
     }
 
     /// True when no token was configured and a random one was made for this run.

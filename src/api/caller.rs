@@ -12,6 +12,7 @@ use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -260,7 +261,10 @@ async fn resolve(ctx: &ApiContext, presented: &str) -> Result<Caller, ApiError> 
         return Err(ApiError::Unauthorized);
     }
     // Constant-time, so response timing does not reveal how much of a guess was right.
-    let operator: bool = presented.as_bytes().ct_eq(ctx.api_token.as_bytes()).into();
+    let operator: bool = presented
+        .as_bytes()
+        .ct_eq(ctx.api_token.expose_secret().as_bytes())
+        .into();
     if operator {
         return Ok(Caller::Operator);
     }

@@ -214,7 +214,10 @@ async fn record(
                     .await
                     .map_err(|e| ValidationError::new("auth.token_url", e.to_string()))?;
             }
-            let plain = serde_json::to_vec(&config).map_err(|e| ApiError::Internal(e.into()))?;
+            // The plaintext credentials are wiped once sealed.
+            let plain = zeroize::Zeroizing::new(
+                serde_json::to_vec(&config).map_err(|e| ApiError::Internal(e.into()))?,
+            );
             (
                 config.type_name().to_string(),
                 config.public_view(),
@@ -295,7 +298,9 @@ async fn signing_change(
         );
     }
     let seal = |keys: &SigningKeys| -> Result<SigningChange, ApiError> {
-        let plain = serde_json::to_vec(keys).map_err(|e| ApiError::Internal(e.into()))?;
+        let plain = zeroize::Zeroizing::new(
+            serde_json::to_vec(keys).map_err(|e| ApiError::Internal(e.into()))?,
+        );
         Ok(SigningChange::Set(
             ctx.secrets.seal(&plain, &crate::signing::binding(id)),
         ))

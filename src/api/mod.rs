@@ -37,7 +37,8 @@ pub struct ApiContext {
     pub pool: Db,
     pub settings: Arc<Settings>,
     pub secrets: SecretBox,
-    pub api_token: Arc<str>,
+    /// The operator's token; a `SecretString` so it is zeroized on drop and never printed.
+    pub api_token: secrecy::SecretString,
     /// Sends test callbacks (`POST /v1/endpoints/{id}/test`) from the API process.
     pub sender: crate::dispatch::Sender,
     /// The group committer of `POST /v1/notifications`.

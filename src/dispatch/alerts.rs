@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -261,7 +262,7 @@ impl Alerts {
 struct Target {
     client: reqwest::Client,
     url: String,
-    token: String,
+    token: SecretString,
 }
 
 async fn run(mut book: AlertBook, mut rx: mpsc::Receiver<Vec<Observed>>, target: Arc<Target>) {
@@ -296,8 +297,8 @@ async fn run(mut book: AlertBook, mut rx: mpsc::Receiver<Vec<Observed>>, target:
 /// One POST, no retry: an alert that cannot be sent is logged, never queued.
 async fn send(target: Arc<Target>, alert: Alert) {
     let mut request = target.client.post(&target.url).json(&alert);
-    if !target.token.is_empty() {
-        request = request.bearer_auth(&target.token);
+    if !target.token.expose_secret().is_empty() {
+        request = request.bearer_auth(target.token.expose_secret());
     }
     match request.send().await {
         Ok(r) if r.status().is_success() => {

@@ -18,7 +18,7 @@ pub async fn verify_or_init_key(pool: &Db, secrets: &SecretBox) -> Result<()> {
         .fetch_one(pool)
         .await?;
     match secrets.open(&stored, CHECK_AAD) {
-        Ok(p) if p == CHECK_PLAINTEXT => Ok(()),
+        Ok(p) if p.as_slice() == CHECK_PLAINTEXT => Ok(()),
         _ => Err(StoreError::Crypto(CryptoError::Open)),
     }
 }

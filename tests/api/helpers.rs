@@ -98,8 +98,8 @@ pub fn test_settings(database_url: &str) -> Settings {
     let mut s = Settings::defaults();
     s.database_url = database_url.to_string();
     s.listen = "127.0.0.1:0".parse().unwrap();
-    s.api_token = "test-operator-token".to_string();
-    s.secret_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_string();
+    s.api_token = "test-operator-token".into();
+    s.secret_key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into();
     s.retry_base_ms = 50;
     s.retry_max_ms = 400;
     s.max_attempts = 10;

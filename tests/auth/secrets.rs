@@ -318,7 +318,7 @@ async fn a_wrong_or_malformed_key_stops_the_start() {
     app.stop().await;
 
     let mut other = crate::helpers::test_settings(&db.url);
-    other.secret_key = "ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY=".to_string();
+    other.secret_key = "ZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY=".into();
     let error = Application::build(other, Role::All)
         .await
         .err()
@@ -327,7 +327,7 @@ async fn a_wrong_or_malformed_key_stops_the_start() {
     assert!(error.contains("CALLBACKD_SECRET_KEY"), "{error}");
 
     let mut malformed = crate::helpers::test_settings(&db.url);
-    malformed.secret_key = "not base64!".to_string();
+    malformed.secret_key = "not base64!".into();
     let error = Application::build(malformed, Role::All)
         .await
         .err()

@@ -29,7 +29,10 @@ pub async fn start(database_url: &str, role: &str, extra: &[(&str, &str)]) -> Pr
         .env("DATABASE_URL", database_url)
         .env("CALLBACKD_LISTEN", "127.0.0.1:0")
         .env("CALLBACKD_API_TOKEN", TOKEN)
-        .env("CALLBACKD_SECRET_KEY", &s.secret_key)
+        .env(
+            "CALLBACKD_SECRET_KEY",
+            secrecy::ExposeSecret::expose_secret(&s.secret_key),
+        )
         .env("CALLBACKD_ALLOW_PRIVATE_TARGETS", "true")
         .env("CALLBACKD_RETRY_BASE_MS", "50")
         .env("CALLBACKD_RETRY_MAX_MS", "400")
