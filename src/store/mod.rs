@@ -8,14 +8,12 @@ mod deliveries;
 mod endpoint_tests;
 mod endpoints;
 mod failover;
-mod group_commit;
 mod health;
 pub mod hosts;
 mod keyring;
 mod notifications;
 mod partners;
 pub mod queue;
-mod retention;
 mod tokens;
 mod transient;
 
@@ -31,17 +29,15 @@ pub use db::Db;
 pub use deliveries::{Attempt, Delivery, DeliveryDetail, DeliveryFilter};
 pub use endpoint_tests::EndpointTest;
 pub use endpoints::{Endpoint, EndpointRecord, SigningChange};
-pub use group_commit::{GroupItem, Written, write_group};
 pub use health::EndpointHealth;
 pub use keyring::verify_or_init_key;
 pub use notifications::{DeliveryRef, Enqueued, ItemError, Notification};
 pub use partners::Partner;
 pub use queue::{
-    Claimed, EndpointRoom, Next, Outcome, auto_replay_pass, claim, complete, next_due_in_ms,
-    queue_row_versions, reap_expired_leases, release_leases, renew_leases, replay_matching,
-    sequence_arrivals, vacuum_queue,
+    Claimed, EndpointRoom, GroupItem, Next, Outcome, Purged, Written, auto_replay_pass, claim,
+    complete, next_due_in_ms, purge_batch, queue_row_versions, reap_expired_leases, release_leases,
+    renew_leases, replay_matching, sequence_arrivals, vacuum_queue, write_group,
 };
-pub use retention::{Purged, purge_batch};
 
 use crate::model::ValidationError;
 

@@ -3,7 +3,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use super::{Result, StoreError, classify, group_commit};
+use super::{Result, StoreError, classify, queue};
 use crate::model::{DeliveryState, NewNotification, ProposalStatus};
 use crate::store::{Db, db};
 
@@ -76,7 +76,7 @@ pub struct ItemError {
 impl Notification {
     /// The partner ids among `ids` that name no (live) partner.
     pub async fn unknown_partners(pool: &Db, ids: &[Uuid]) -> Result<Vec<Uuid>> {
-        Ok(group_commit::unknown_partners(pool, ids).await?)
+        Ok(queue::enqueue::unknown_partners(pool, ids).await?)
     }
 
     /// Enqueues every notification (validated by the caller) in one transaction, all or
@@ -94,16 +94,16 @@ impl Notification {
         let mut partners: Vec<Uuid> = items.iter().map(|n| n.partner_id).collect();
         partners.sort_unstable();
         partners.dedup();
-        let unknown = group_commit::unknown_partners(&mut *tx, &partners)
+        let unknown = queue::enqueue::unknown_partners(&mut *tx, &partners)
             .await
             .map_err(|e| whole(e.into()))?;
         if let Some(index) = items.iter().position(|n| unknown.contains(&n.partner_id)) {
             return Err(ItemError {
                 index: Some(index),
-                error: group_commit::unknown_partner(items[index].partner_id),
+                error: queue::enqueue::unknown_partner(items[index].partner_id),
             });
         }
-        match group_commit::insert_fanned_out(&mut tx, &refs).await {
+        match queue::enqueue::insert_fanned_out(&mut tx, &refs).await {
             Ok(answers) => {
                 tx.commit().await.map_err(|e| whole(e.into()))?;
                 Ok(answers)
@@ -126,7 +126,7 @@ impl Notification {
         let mut tx = pool.begin().await?;
         let mut refused = None;
         for (index, n) in items.iter().enumerate() {
-            match group_commit::insert_fanned_out(&mut tx, std::slice::from_ref(n)).await {
+            match queue::enqueue::insert_fanned_out(&mut tx, std::slice::from_ref(n)).await {
                 Ok(_) => {}
                 Err(sqlx::Error::Database(_)) => {
                     refused = Some(index);

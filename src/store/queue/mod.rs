@@ -1,5 +1,6 @@
 //! The delivery queue: every change of a delivery's state happens in this module, in SQL in
-//! plain sight. Nothing outside it writes `deliveries.state` or the `delivery_queue` table.
+//! plain sight, from its insert to its purge. Nothing outside it inserts, deletes or moves a
+//! delivery, writes `deliveries.state` or touches the `delivery_queue` table.
 //!
 //! ```text
 //!                    enqueue (fan-out trigger)
@@ -28,6 +29,8 @@
 //!
 //! | edge | statement | file |
 //! |---|---|---|
+//! | (new) → pending | the insert of deliveries: the API's group commit and batch | [`enqueue`] |
+//! | (new) → pending | `callbackd_enqueue()`, for SQL callers inside their transaction | latest in migrations/0014 |
 //! | enqueue → arriving / ready | `deliveries_queue_arrivals` statement trigger | migrations/0015 |
 //! | arriving → waiting / ready | `callbackd_sequence_arrivals()` | [`upkeep::sequence_arrivals`] |
 //! | ready → running | the claim (lease, attempts + 1) | [`claim::claim`] |
@@ -38,6 +41,7 @@
 //! | running → ready (shutdown) | [`lease::release_leases`] | |
 //! | dead / canceled → ready | replay, bulk replay, recovery (the `deliveries_queue_replay` trigger queues it) | [`transitions`], [`bulk`], [`recovery`] |
 //! | pending → canceled | cancel | [`transitions`] |
+//! | delivered / canceled → (deleted) | retention, after `retention_days` | [`retention`] |
 //!
 //! What each guarantee costs:
 //! - The claim reads only `ready` rows, per endpoint, through `delivery_queue_ready_idx`: one probe
@@ -55,8 +59,10 @@
 pub mod bulk;
 pub mod claim;
 pub mod complete;
+pub mod enqueue;
 pub mod lease;
 pub mod recovery;
+pub mod retention;
 pub mod transitions;
 pub mod upkeep;
 
@@ -66,8 +72,10 @@ use uuid::Uuid;
 pub use bulk::replay_matching;
 pub use claim::{EndpointRoom, claim, next_due_in_ms};
 pub use complete::complete;
+pub use enqueue::{GroupItem, Written, write_group};
 pub use lease::{release_leases, renew_leases};
 pub use recovery::auto_replay_pass;
+pub use retention::{Purged, purge_batch};
 pub use upkeep::{queue_row_versions, reap_expired_leases, sequence_arrivals, vacuum_queue};
 
 /// A delivery a worker now holds, with everything needed to send it.

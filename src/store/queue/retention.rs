@@ -2,7 +2,7 @@
 //! deliveries are deleted once older than the configured age, a small batch per
 //! transaction. Pending and dead deliveries (and so their notifications) are never touched.
 
-use super::Result;
+use crate::store::Result;
 use crate::store::{Db, db};
 
 /// Rows deleted by one purge batch.

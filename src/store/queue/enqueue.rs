@@ -13,9 +13,9 @@ use serde_json::value::RawValue;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{DeliveryRef, Enqueued, StoreError, WAKE_CHANNEL};
 use crate::model::{NewNotification, ValidationError};
 use crate::store::{Db, db};
+use crate::store::{DeliveryRef, Enqueued, StoreError, WAKE_CHANNEL};
 
 /// One single call of a group: the validated notification and its Idempotency-Key, if any.
 pub struct GroupItem<'a> {
@@ -177,7 +177,7 @@ fn unfinished() -> StoreError {
 }
 
 /// The partner ids among `ids` that name no live partner.
-pub(super) async fn unknown_partners(
+pub(crate) async fn unknown_partners(
     conn: impl sqlx::PgExecutor<'_>,
     ids: &[Uuid],
 ) -> sqlx::Result<Vec<Uuid>> {
@@ -191,7 +191,7 @@ pub(super) async fn unknown_partners(
 }
 
 /// The refusal `callbackd_enqueue()` gives an unknown partner, word for word.
-pub(super) fn unknown_partner(id: Uuid) -> StoreError {
+pub(crate) fn unknown_partner(id: Uuid) -> StoreError {
     StoreError::Invalid(ValidationError::new(
         "partner_id",
         format!("unknown partner_id: {id}"),
