@@ -14,8 +14,10 @@ pub mod hosts;
 mod keyring;
 mod notifications;
 mod partners;
+mod probe;
 pub mod queue;
 mod retention;
+mod stats;
 mod tokens;
 mod transient;
 
@@ -36,12 +38,14 @@ pub use health::EndpointHealth;
 pub use keyring::verify_or_init_key;
 pub use notifications::{DeliveryRef, Enqueued, ItemError, Notification};
 pub use partners::Partner;
+pub use probe::{EndpointProbe, oldest_due_age};
 pub use queue::{
     Claimed, EndpointRoom, Next, Outcome, auto_replay_pass, claim, complete, next_due_in_ms,
     queue_row_versions, reap_expired_leases, release_leases, renew_leases, replay_matching,
     sequence_arrivals, vacuum_queue,
 };
 pub use retention::{Purged, purge_batch};
+pub use stats::{AttemptBucket, EndpointAttempts};
 
 use crate::model::ValidationError;
 
