@@ -37,8 +37,6 @@ enum Command {
     },
     /// Create the database if missing and apply the migrations.
     Migrate,
-    /// Measure the delivery pipeline (see the README's Performance section).
-    Bench(callbackd::bench::BenchArgs),
     /// A guided tour: callbackd with a sample partner, on a database of its own (<name>_demo).
     Demo,
     #[command(flatten)]
@@ -48,9 +46,9 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo and the benchmark talk to a person on stdout: keep the log to warnings (and
-    // quiet sqlx's slow-statement notes on the bulk enqueue) unless RUST_LOG says otherwise.
-    let default_filter = if matches!(cli.command, Command::Demo | Command::Bench(_)) {
+    // The demo talks to a person on stdout: keep the log to warnings (and quiet sqlx's
+    // slow-statement notes) unless RUST_LOG says otherwise.
+    let default_filter = if matches!(cli.command, Command::Demo) {
         "warn,sqlx=error"
     } else {
         "info,sqlx=warn"
@@ -105,7 +103,6 @@ async fn run(
         }
         Command::Serve { role } => serve(settings, role).await,
         Command::Demo => callbackd::demo::run(settings).await,
-        Command::Bench(args) => callbackd::bench::run(settings, args).await,
         Command::Operator(command) => {
             callbackd::cli::run(&settings, command, Output { json: cli.json }).await
         }

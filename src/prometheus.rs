@@ -9,8 +9,6 @@
 
 mod gauges;
 
-pub use gauges::{EndpointRow, oldest_due_age, probe as probe_endpoints};
-
 use crate::store::Db;
 use std::sync::OnceLock;
 use std::time::Duration;

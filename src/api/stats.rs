@@ -1,7 +1,7 @@
 //! `GET /v1/stats/timeline?window=1h|6h|24h`: what the console draws. Attempts per time
 //! bucket by outcome, success rate and latency per endpoint, and the oldest due delivery's
-//! wait. Every query is bounded by time: `delivery_attempts_started_brin` (0013) lets the
-//! scan read only the blocks of the window, whatever the table's size.
+//! wait. The statements are the store's (store/stats.rs, bounded by time, and the metrics'
+//! endpoint probe); this file picks the window and shapes the answer.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::extract::QueryPairs;
 use super::{ApiContext, ApiError};
-use crate::store::db;
+use crate::store::{AttemptBucket, EndpointAttempts, EndpointProbe, oldest_due_age};
 
 pub fn router() -> Router<ApiContext> {
     Router::new().route("/stats/timeline", get(timeline))
@@ -28,33 +28,6 @@ fn window(raw: &str) -> Result<(Duration, Duration), String> {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct Bucket {
-    t: DateTime<Utc>,
-    delivered: i64,
-    failed_attempt: i64,
-    dead: i64,
-}
-
-#[derive(sqlx::FromRow)]
-struct EndpointStats {
-    endpoint_id: Uuid,
-    partner_id: Uuid,
-    partner_name: String,
-    environment: String,
-    url: String,
-    attempts: i64,
-    delivered: i64,
-    p50_ms: Option<f64>,
-    p95_ms: Option<f64>,
-}
-
-/// An attempt's outcome: 2xx delivered; a failure that ended its delivery's current series
-/// dead; any other failure a failed attempt (retried).
-const OUTCOME: &str = "CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 'delivered'
-         WHEN d.state = 'dead' AND d.series = a.series AND d.attempts = a.attempt THEN 'dead'
-         ELSE 'failed_attempt' END";
-
 async fn timeline(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<Value>, ApiError> {
     q.only(&["window"])?;
     let label = q
@@ -67,52 +40,14 @@ async fn timeline(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<V
         + bucket;
     let since = until - span;
 
-    let counted: Vec<Bucket> = db::query_as(const_format::concatcp!(
-        "SELECT date_bin(make_interval(secs => $3), a.started_at, $1) AS t,
-                count(*) FILTER (WHERE o.outcome = 'delivered') AS delivered,
-                count(*) FILTER (WHERE o.outcome = 'failed_attempt') AS failed_attempt,
-                count(*) FILTER (WHERE o.outcome = 'dead') AS dead
-         FROM delivery_attempts a
-         LEFT JOIN deliveries d ON d.id = a.delivery_id
-                AND NOT coalesce(a.status_code BETWEEN 200 AND 299, false)
-         CROSS JOIN LATERAL (SELECT ",
-        OUTCOME,
-        " AS outcome) o
-         WHERE a.started_at >= $1 AND a.started_at < $2
-         GROUP BY 1 ORDER BY 1"
-    ))
-    .bind(since)
-    .bind(until)
-    .bind(bucket.num_seconds() as f64)
-    .fetch_all(&ctx.pool)
-    .await?;
-
-    let endpoints: Vec<EndpointStats> = db::query_as(
-        "SELECT e.id AS endpoint_id, e.partner_id, p.name AS partner_name,
-                e.environment, e.url, s.attempts, s.delivered, s.p50_ms, s.p95_ms
-         FROM (SELECT a.endpoint_id, count(*) AS attempts,
-                      count(*) FILTER (WHERE a.status_code BETWEEN 200 AND 299) AS delivered,
-                      percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) AS p50_ms,
-                      percentile_cont(0.95) WITHIN GROUP (ORDER BY a.duration_ms) AS p95_ms
-               FROM delivery_attempts a
-               WHERE a.started_at >= $1 AND a.started_at < $2 AND a.endpoint_id IS NOT NULL
-               GROUP BY a.endpoint_id) s
-         JOIN endpoints e ON e.id = s.endpoint_id
-         JOIN partners p ON p.id = e.partner_id
-         ORDER BY p.name, e.environment, e.url",
-    )
-    .bind(since)
-    .bind(until)
-    .fetch_all(&ctx.pool)
-    .await?;
-
-    let probe = crate::prometheus::probe_endpoints(&ctx.pool).await?;
+    let counted = AttemptBucket::between(&ctx.pool, since, until, bucket).await?;
+    let endpoints = EndpointAttempts::between(&ctx.pool, since, until).await?;
+    let probe = EndpointProbe::enabled(&ctx.pool).await?;
     let due_age = |id: Uuid| {
         probe
             .iter()
             .find(|r| r.endpoint_id == id)
-            .and_then(|r| r.due_age)
-            .map_or(0.0, |a| a.max(0.0))
+            .map_or(0.0, EndpointProbe::due_wait)
     };
 
     Ok(Json(json!({
@@ -134,14 +69,14 @@ async fn timeline(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<V
             "p95_ms": e.p95_ms,
             "oldest_due_age_s": due_age(e.endpoint_id),
         })).collect::<Vec<_>>(),
-        "oldest_due_age_s": crate::prometheus::oldest_due_age(&probe),
+        "oldest_due_age_s": oldest_due_age(&probe),
     })))
 }
 
 /// One entry per bucket of the window, zeros where nothing was attempted, so a chart's x
 /// axis is time and not "the buckets that had data".
 fn filled(
-    counted: &[Bucket],
+    counted: &[AttemptBucket],
     since: DateTime<Utc>,
     until: DateTime<Utc>,
     bucket: Duration,
@@ -183,7 +118,7 @@ mod tests {
         let since = DateTime::parse_from_rfc3339("2026-01-01T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let one = Bucket {
+        let one = AttemptBucket {
             t: since + Duration::minutes(2),
             delivered: 3,
             failed_attempt: 1,

@@ -76,11 +76,6 @@ async fn connect(settings: &Settings) -> anyhow::Result<Db> {
     Ok(Db::new(pool))
 }
 
-/// A table in the CLI's style, for the benchmark's report.
-pub fn table_for_bench(headers: &[&str]) -> comfy_table::Table {
-    table::new(headers)
-}
-
 /// Prints `value` as pretty JSON.
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

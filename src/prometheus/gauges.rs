@@ -1,87 +1,30 @@
-//! The gauges read from the database at scrape time. One statement, whose cost is two index
-//! probes per enabled endpoint and nothing per delivery:
-//! - the endpoint's oldest ready delivery: the first entry of `delivery_queue_ready_idx`
-//!   (endpoint_id, next_attempt_at) WHERE queue = 'ready';
-//! - the endpoint's latest attempt: the first entry of `delivery_attempts_endpoint_idx`
-//!   (endpoint_id, id DESC);
-//!
-//! plus one probe for the whole queue: the oldest delivery still `arriving` (an ordered
-//! delivery the workers have not numbered yet), the first entry of
-//! `delivery_queue_arriving_idx`
-//! (in arrival order). Without a worker, arrivals are due work too.
+//! The gauges read from the database at scrape time: one statement,
+//! [`EndpointProbe::enabled`], whose cost is two index probes per enabled endpoint and
+//! nothing per delivery (store/probe.rs says which). This file only shapes its rows into the
+//! text format.
 //!
 //! Totals (delivered, dead, failed) are counters recorded by the workers, not table counts:
 //! `rate()` and `increase()` in PromQL answer "how many" without reading a table.
 
-use crate::store::{Db, db};
 use std::fmt::Write;
 use std::time::Duration;
 
-use uuid::Uuid;
+use crate::store::{Db, EndpointProbe, oldest_due_age};
 
 /// A scrape never waits longer than this for the database: Prometheus's own scrape timeout
 /// is often 1–10 s, and an unreachable database must show as `callbackd_database_up 0`, not
 /// as a failed scrape.
 const DATABASE_TIMEOUT: Duration = Duration::from_millis(500);
 
-#[derive(Debug, sqlx::FromRow)]
-pub struct EndpointRow {
-    pub endpoint_id: Uuid,
-    pub partner_id: Uuid,
-    pub partner_name: String,
-    /// Seconds since the oldest ready delivery became due: negative when it is not due yet,
-    /// NULL when the endpoint has no ready delivery.
-    pub due_age: Option<f64>,
-    /// Seconds the oldest arriving delivery (any endpoint) has waited to be numbered; the
-    /// same on every row.
-    pub arriving_age: Option<f64>,
-    /// Whether the endpoint's latest attempt failed (NULL: no attempt yet).
-    pub last_failed: Option<bool>,
-}
-
-const PROBE: &str = "
-    SELECT e.id AS endpoint_id, e.partner_id, p.name AS partner_name,
-           extract(epoch FROM now() - r.next_attempt_at)::float8 AS due_age,
-           a.failed AS last_failed,
-           (SELECT extract(epoch FROM now() - q.next_attempt_at)::float8 FROM delivery_queue q
-            WHERE q.queue = 'arriving' ORDER BY q.arrival LIMIT 1) AS arriving_age
-    FROM endpoints e
-    JOIN partners p ON p.id = e.partner_id
-    LEFT JOIN LATERAL (
-        SELECT q.next_attempt_at FROM delivery_queue q
-        WHERE q.endpoint_id = e.id AND q.queue = 'ready'
-        ORDER BY q.next_attempt_at LIMIT 1) r ON true
-    LEFT JOIN LATERAL (
-        SELECT NOT coalesce(x.status_code BETWEEN 200 AND 299, false) AS failed
-        FROM delivery_attempts x WHERE x.endpoint_id = e.id
-        ORDER BY x.id DESC LIMIT 1) a ON true
-    WHERE e.enabled AND e.deleted_at IS NULL AND p.deleted_at IS NULL
-    ORDER BY e.partner_id, e.id";
-
 /// The database gauges as Prometheus text; `callbackd_database_up 0` alone when the
 /// database does not answer within [`DATABASE_TIMEOUT`].
 pub async fn render(pool: &Db) -> String {
-    let rows = tokio::time::timeout(DATABASE_TIMEOUT, probe(pool)).await;
+    let rows = tokio::time::timeout(DATABASE_TIMEOUT, EndpointProbe::enabled(pool)).await;
     match rows {
         Ok(Ok(rows)) => exposition(&rows),
         Ok(Err(e)) => unavailable(&e.to_string()),
         Err(_) => unavailable("no answer within 500 ms"),
     }
-}
-
-/// Every enabled endpoint with its oldest ready delivery's age and its latest attempt's
-/// outcome (the console's stats use it too).
-pub async fn probe(pool: &Db) -> Result<Vec<EndpointRow>, sqlx::Error> {
-    db::query_as::<EndpointRow>(PROBE).fetch_all(pool).await
-}
-
-/// The oldest due delivery's wait in seconds (0 when nothing is due): ready ones not yet
-/// claimed, and arrivals not yet numbered.
-pub fn oldest_due_age(rows: &[EndpointRow]) -> f64 {
-    rows.iter()
-        .flat_map(|r| [r.due_age, r.arriving_age])
-        .filter_map(|age| age.filter(|a| *a >= 0.0))
-        .fold(0.0_f64, f64::max)
 }
 
 fn unavailable(why: &str) -> String {
@@ -92,11 +35,8 @@ fn unavailable(why: &str) -> String {
         .to_string()
 }
 
-fn exposition(rows: &[EndpointRow]) -> String {
-    let due = rows
-        .iter()
-        .filter(|r| r.due_age.is_some_and(|age| age >= 0.0))
-        .count();
+fn exposition(rows: &[EndpointProbe]) -> String {
+    let due = rows.iter().filter(|r| r.is_due()).count();
     let oldest = oldest_due_age(rows);
     let mut out = format!(
         "# HELP callbackd_database_up Whether the database answered this scrape\n\
@@ -114,7 +54,7 @@ fn exposition(rows: &[EndpointRow]) -> String {
          # TYPE callbackd_endpoint_oldest_due_age_seconds gauge\n",
     );
     for r in rows {
-        let age = r.due_age.unwrap_or(0.0).max(0.0);
+        let age = r.due_wait();
         let _ = writeln!(
             out,
             "callbackd_endpoint_oldest_due_age_seconds{{partner_id=\"{}\",endpoint_id=\"{}\"}} {age:.3}",
@@ -171,14 +111,15 @@ fn label_value(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     fn row(
         partner: u128,
         endpoint: u128,
         due_age: Option<f64>,
         failed: Option<bool>,
-    ) -> EndpointRow {
-        EndpointRow {
+    ) -> EndpointProbe {
+        EndpointProbe {
             endpoint_id: Uuid::from_u128(endpoint),
             partner_id: Uuid::from_u128(partner),
             partner_name: "Acme \"Bank\"\n\\ Ltd".to_string(),

@@ -13,7 +13,9 @@ pub mod hosts;
 mod keyring;
 mod notifications;
 mod partners;
+mod probe;
 pub mod queue;
+mod stats;
 mod tokens;
 mod transient;
 
@@ -33,11 +35,13 @@ pub use health::EndpointHealth;
 pub use keyring::verify_or_init_key;
 pub use notifications::{DeliveryRef, Enqueued, ItemError, Notification};
 pub use partners::Partner;
+pub use probe::{EndpointProbe, oldest_due_age};
 pub use queue::{
     Claimed, EndpointRoom, GroupItem, Next, Outcome, Purged, Written, auto_replay_pass, claim,
     complete, next_due_in_ms, purge_batch, queue_row_versions, reap_expired_leases, release_leases,
     renew_leases, replay_matching, sequence_arrivals, vacuum_queue, write_group,
 };
+pub use stats::{AttemptBucket, EndpointAttempts};
 
 use crate::model::ValidationError;
 

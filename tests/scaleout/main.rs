@@ -23,7 +23,7 @@ mod traffic;
 mod demoted;
 mod failover;
 // The benchmark's PgBouncer starter (self-contained), not a copy.
-#[path = "../../src/bench/pgbouncer.rs"]
+#[path = "../../bench/src/pgbouncer.rs"]
 #[allow(dead_code)] // this target uses part of it
 mod pgbouncer;
 mod pooler;

@@ -11,14 +11,14 @@
 
 use serde::Serialize;
 
-use super::pgbouncer::PgBouncer;
-use super::pgstat::{self, Sampler};
-use super::process::{Usage, Worker, alive, all_postgres_cpu, total_usage};
-use super::{
-    BenchArgs, Report, commits, db_now, drain_seconds, enqueue_bulk, latencies, setup,
-    wait_delivered, worker_env,
+use crate::database::{
+    commits, db_now, drain_seconds, enqueue_bulk, latencies, setup, wait_delivered,
 };
-use crate::config::Settings;
+use crate::pgbouncer::PgBouncer;
+use crate::pgstat::{self, Sampler};
+use crate::process::{Usage, Worker, alive, all_postgres_cpu, total_usage};
+use crate::{BenchArgs, Report, worker_env};
+use callbackd::config::Settings;
 
 /// PgBouncer's server connections in transaction mode, unless `--pool-size` says otherwise:
 /// about what a 2-core database serves well, whatever the number of workers.
@@ -99,7 +99,7 @@ async fn one(settings: &Settings, args: &BenchArgs, n: usize) -> anyhow::Result<
     let pg_all_before = all_postgres_cpu();
     let bouncer_before = bouncer
         .as_ref()
-        .map(|b| super::process::cpu_seconds(b.pid()));
+        .map(|b| crate::process::cpu_seconds(b.pid()));
     let sampler = Sampler::start(&url, own).await?;
     let started = db_now(&pool).await?;
     let workers = (0..n)
@@ -122,7 +122,7 @@ async fn one(settings: &Settings, args: &BenchArgs, n: usize) -> anyhow::Result<
     let bouncer_cpu = bouncer
         .as_ref()
         .zip(bouncer_before)
-        .map(|(b, was)| super::process::cpu_seconds(b.pid()) - was);
+        .map(|(b, was)| crate::process::cpu_seconds(b.pid()) - was);
     let wal = pgstat::wal_position(&pool).await? - wal_before;
     let elapsed = drain_seconds(&pool, "%/ok/%", started).await?;
     for w in workers {
@@ -215,7 +215,7 @@ fn waits_text(waits: &[(String, f64)]) -> String {
 }
 
 fn print_rows(rows: &[Row]) {
-    let mut t = crate::cli::table_for_bench(&[
+    let mut t = crate::table(&[
         "workers",
         "per s",
         "worker CPU ms/d",

@@ -1,8 +1,10 @@
-//! The callbackd worker under test runs as a child process (this same binary), so its CPU
-//! time and peak memory are its own, not the benchmark's or the receiver's.
+//! The callbackd worker under test runs as a child process (the product's own `callbackd`
+//! binary), so its CPU time and peak memory are its own, not the benchmark's or the
+//! receiver's.
 
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::process::{Child, Command};
 
@@ -30,7 +32,7 @@ impl Worker {
         database_url: &str,
         extra_env: &[(&str, String)],
     ) -> anyhow::Result<Worker> {
-        let mut cmd = Command::new(std::env::current_exe()?);
+        let mut cmd = Command::new(product_binary()?);
         cmd.args(["serve", "--role", role])
             .env("DATABASE_URL", database_url)
             .env("CALLBACKD_ALLOW_PRIVATE_TARGETS", "true")
@@ -87,6 +89,62 @@ impl Worker {
             }
         }
     }
+}
+
+/// What builds this bench and the product binary it starts, in this build's profile.
+const BUILD_BOTH: &str = if cfg!(debug_assertions) {
+    "cargo build --workspace"
+} else {
+    "cargo build --release --workspace"
+};
+
+/// The `callbackd` binary next to this executable: cargo puts every binary of the workspace
+/// in the same target directory. Building the bench (`cargo run -p callbackd-bench`) builds
+/// the product's library into it but not the product's binary, so the binary may be missing,
+/// or older than the source the bench was built from: then the numbers would be another
+/// product's. Either is refused, with the command that builds both.
+pub fn product_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let binary = exe.with_file_name(format!("callbackd{}", std::env::consts::EXE_SUFFIX));
+    let built = match std::fs::metadata(&binary).and_then(|m| m.modified()) {
+        Ok(built) => built,
+        Err(_) => anyhow::bail!(
+            "the callbackd binary is not at {}: run `{BUILD_BOTH}` (builds callbackd and \
+             this bench)",
+            binary.display()
+        ),
+    };
+    // The product's source, where this bench was built from (absent once the bench binary
+    // is copied elsewhere: nothing to compare with then).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ sits in the workspace root");
+    let inputs = ["src", "migrations", "config", "Cargo.toml", "Cargo.lock"];
+    if let Some((changed, _)) = inputs
+        .iter()
+        .filter_map(|i| newest(&root.join(i)))
+        .max_by_key(|(_, t)| *t)
+        .filter(|(_, t)| *t > built)
+    {
+        anyhow::bail!(
+            "{} is older than {}: run `{BUILD_BOTH}` (builds callbackd and this bench)",
+            binary.display(),
+            changed.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// The most recently modified file at or below `path`, with its time.
+fn newest(path: &Path) -> Option<(PathBuf, SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return Some((path.to_path_buf(), meta.modified().ok()?));
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|e| newest(&e.ok()?.path()))
+        .max_by_key(|(_, t)| *t)
 }
 
 /// CPU seconds (user + system) a live process has used so far, from /proc/<pid>/stat; 0 when

@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::process::{Usage, Worker};
-use super::{
-    BenchArgs, Report, commits, db_now, drain_seconds, enqueue_bulk, latencies, setup,
-    wait_delivered, worker_env,
+use crate::database::{
+    commits, db_now, drain_seconds, enqueue_bulk, latencies, setup, wait_delivered,
 };
-use crate::config::Settings;
+use crate::process::{Usage, Worker};
+use crate::{BenchArgs, Report, worker_env};
+use callbackd::config::Settings;
 
 /// The shapes of a burst drained by a fresh worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

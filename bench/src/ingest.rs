@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::process::{Usage, Worker, all_postgres_cpu, cpu_seconds};
-use super::{BenchArgs, KEY, Report, db_now, drain_seconds, setup, wait_delivered};
-use crate::config::Settings;
+use crate::database::{db_now, drain_seconds, setup, wait_delivered};
+use crate::process::{Usage, Worker, all_postgres_cpu, cpu_seconds};
+use crate::{BenchArgs, KEY, Report};
+use callbackd::config::Settings;
 
 const TOKEN: &str = "bench-ingest-token";
 

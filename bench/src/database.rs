@@ -1,139 +1,20 @@
-//! `callbackd bench <scenario>`: the delivery pipeline measured end to end against the real
-//! PostgreSQL, with a worker process under test and a fast receiver on 127.0.0.1.
-//! Prints one JSON line per scenario, then a table.
-
-mod fleet;
-mod ingest;
-mod pgbouncer;
-mod pgstat;
-mod process;
-mod receiver;
-mod scenarios;
+//! The bench's own statements on its database: a fresh `<name>_bench` database, partners and
+//! endpoints registered through the product's store, the bulk enqueue, and what it reads to
+//! measure (commits, latencies, what is left). Plain sqlx on a direct connection: this is the
+//! measuring side, not the product, and the statements read what the product wrote.
 
 use std::time::Duration;
 
-use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::config::Settings;
-use crate::crypto::SecretBox;
-use crate::model::{Environment, Method, Ordering};
-use crate::store::{Endpoint, EndpointRecord, Partner};
-use process::Usage;
-use scenarios::Burst;
+use callbackd::config::Settings;
+use callbackd::crypto::SecretBox;
+use callbackd::model::{Environment, Method, Ordering};
+use callbackd::store::{Endpoint, EndpointRecord, Partner, SigningChange};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scenario {
-    Burst,
-    Steady,
-    SlowPartner,
-    OneEndpoint,
-    DisabledBacklog,
-    Backlog,
-    /// Not part of `all`: HTTP clients through the real API (see ingest.rs).
-    Ingest,
-    /// Not part of `all`: the burst drained by 1, 2 and 4 worker processes (see fleet.rs).
-    Fleet,
-    All,
-}
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
-    #[arg(value_enum)]
-    scenario: Scenario,
-    /// Deliveries for burst, slow-partner, one-endpoint, and the disabled backlog.
-    #[arg(long, default_value_t = 100_000)]
-    deliveries: u64,
-    /// Pending rows for backlog.
-    #[arg(long, default_value_t = 1_000_000)]
-    backlog: u64,
-    /// Offered rate for steady, per second.
-    #[arg(long, default_value_t = 1000)]
-    rate: u64,
-    /// Duration of steady, seconds.
-    #[arg(long, default_value_t = 30)]
-    seconds: u64,
-    /// Deliver per proposal in order (the default for proposal.status endpoints); `--unordered`
-    /// measures the same scenario without the ordering check.
-    #[arg(long)]
-    unordered: bool,
-    /// Endpoints (one partner each).
-    #[arg(long, default_value_t = 100)]
-    endpoints: usize,
-    /// ingest: notifications per call through the batch API (single calls without it).
-    #[arg(long)]
-    batch: Option<usize>,
-    /// ingest: concurrent HTTP clients.
-    #[arg(long, default_value_t = 32)]
-    clients: usize,
-    /// fleet: the worker process counts to run, one fresh database each.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
-    workers: Vec<usize>,
-    /// fleet: through a private PgBouncer in this pool mode (`session` when given bare),
-    /// LISTEN and migrations direct.
-    #[arg(long, num_args = 0..=1, default_missing_value = "session", value_name = "POOL_MODE")]
-    via_pgbouncer: Option<String>,
-    /// fleet: PgBouncer's server connections (default: session mode, every worker's whole pool
-    /// plus 4; transaction mode, 10).
-    #[arg(long)]
-    pool_size: Option<u32>,
-}
-
-#[derive(Debug, Serialize, Default)]
-pub struct Report {
-    scenario: &'static str,
-    deliveries: i64,
-    deliveries_per_s: f64,
-    latency_ms_p50: f64,
-    latency_ms_p95: f64,
-    latency_ms_p99: f64,
-    latency_ms_max: f64,
-    cpu_s_per_1000: f64,
-    peak_rss_mb: f64,
-    db_transactions_per_delivery: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<String>,
-}
-
-const KEY: &str = "YmVuY2htYXJrLWtleS0wMTIzNDU2Nzg5MDEyMzQ1Njc="; // 32 bytes, bench only
-
-pub async fn run(settings: Settings, args: BenchArgs) -> anyhow::Result<()> {
-    let scenarios: Vec<Scenario> = match args.scenario {
-        Scenario::All => vec![
-            Scenario::Burst,
-            Scenario::Steady,
-            Scenario::SlowPartner,
-            Scenario::OneEndpoint,
-            Scenario::DisabledBacklog,
-            Scenario::Backlog,
-        ],
-        one => vec![one],
-    };
-    let mut reports = Vec::new();
-    for s in scenarios {
-        let report = match s {
-            Scenario::Burst => scenarios::burst(&settings, &args, Burst::Spread).await?,
-            Scenario::SlowPartner => scenarios::burst(&settings, &args, Burst::SlowPartner).await?,
-            Scenario::OneEndpoint => scenarios::burst(&settings, &args, Burst::OneEndpoint).await?,
-            Scenario::DisabledBacklog => {
-                scenarios::burst(&settings, &args, Burst::DisabledBacklog).await?
-            }
-            Scenario::Steady => scenarios::steady(&settings, &args).await?,
-            Scenario::Ingest => ingest::ingest(&settings, &args).await?,
-            Scenario::Fleet => {
-                // One report per worker count, each printed by fleet as it ends.
-                reports.extend(fleet::fleet(&settings, &args).await?);
-                continue;
-            }
-            Scenario::Backlog | Scenario::All => scenarios::backlog(&settings, &args).await?,
-        };
-        println!("{}", serde_json::to_string(&report)?);
-        reports.push(report);
-    }
-    print_table(&reports);
-    Ok(())
-}
+use crate::process::Usage;
+use crate::{BenchArgs, KEY, receiver};
 
 /// A fresh `<name>_bench` database, migrated.
 async fn fresh_database(settings: &Settings) -> anyhow::Result<(String, PgPool, SecretBox)> {
@@ -152,7 +33,7 @@ async fn fresh_database(settings: &Settings) -> anyhow::Result<(String, PgPool, 
     s.database_url = url.to_string();
     s.secret_key = KEY.into();
     let secrets = SecretBox::from_setting(KEY)?;
-    let pool = crate::startup::prepare_database(&s, &secrets).await?;
+    let pool = callbackd::startup::prepare_database(&s, &secrets).await?;
     Ok((url.to_string(), pool.pool().clone(), secrets))
 }
 
@@ -183,7 +64,7 @@ async fn register(
                 method: Method::Post,
                 event_types: vec!["proposal.status".into()],
                 ordering,
-                signing: crate::store::SigningChange::Clear,
+                signing: SigningChange::Clear,
                 auth_type: "none".into(),
                 auth_public: serde_json::json!({"type": "none"}),
                 auth_sealed: secrets.seal(br#"{"type":"none"}"#, id.as_bytes()),
@@ -206,7 +87,11 @@ async fn register(
 
 /// `per_partner` proposal.status notifications for each partner, interleaved across partners
 /// (as a platform's batch of status changes is), in statements of up to 20,000.
-async fn enqueue_bulk(pool: &PgPool, partners: &[Uuid], per_partner: u64) -> anyhow::Result<()> {
+pub async fn enqueue_bulk(
+    pool: &PgPool,
+    partners: &[Uuid],
+    per_partner: u64,
+) -> anyhow::Result<()> {
     let rounds_per_statement = (20_000 / partners.len().max(1)).max(1) as i64;
     let mut start = 1i64;
     while start <= per_partner as i64 {
@@ -226,7 +111,7 @@ async fn enqueue_bulk(pool: &PgPool, partners: &[Uuid], per_partner: u64) -> any
     Ok(())
 }
 
-async fn commits(pool: &PgPool) -> anyhow::Result<i64> {
+pub async fn commits(pool: &PgPool) -> anyhow::Result<i64> {
     // Statistics are flushed lazily: give them a moment.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let _ = sqlx::query("SELECT pg_stat_clear_snapshot()")
@@ -240,7 +125,7 @@ async fn commits(pool: &PgPool) -> anyhow::Result<i64> {
 }
 
 /// Latency percentiles (ms) of delivered deliveries whose endpoint URL matches `like`.
-async fn latencies(pool: &PgPool, like: &str) -> anyhow::Result<(i64, [f64; 4])> {
+pub async fn latencies(pool: &PgPool, like: &str) -> anyhow::Result<(i64, [f64; 4])> {
     let row: (i64, Option<f64>, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
         "SELECT count(*),
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY ms),
@@ -269,7 +154,7 @@ async fn latencies(pool: &PgPool, like: &str) -> anyhow::Result<(i64, [f64; 4])>
 /// Waits until the endpoints whose URL matches `like` have nothing pending and at least `want`
 /// delivered, sampling the worker's memory meanwhile. Polls whether anything is pending only,
 /// so the benchmark's own queries stay out of the way of the workload.
-async fn wait_delivered(
+pub async fn wait_delivered(
     pool: &PgPool,
     like: &str,
     want: i64,
@@ -310,7 +195,7 @@ async fn wait_delivered(
 }
 
 /// Seconds from `since` (database time) to the last delivery to endpoints matching `like`.
-async fn drain_seconds(
+pub async fn drain_seconds(
     pool: &PgPool,
     like: &str,
     since: chrono::DateTime<chrono::Utc>,
@@ -327,12 +212,12 @@ async fn drain_seconds(
         .unwrap_or(f64::NAN))
 }
 
-async fn db_now(pool: &PgPool) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+pub async fn db_now(pool: &PgPool) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     Ok(sqlx::query_scalar("SELECT now()").fetch_one(pool).await?)
 }
 
 /// A fresh database, the receiver, and one partner per path.
-async fn setup(
+pub async fn setup(
     settings: &Settings,
     args: &BenchArgs,
     paths: &[&str],
@@ -341,44 +226,4 @@ async fn setup(
     let (base, counts) = receiver::start().await?;
     let partners = register(&pool, &secrets, &base, paths, !args.unordered).await?;
     Ok((url, pool, partners, counts))
-}
-
-fn worker_env(args: &BenchArgs) -> Vec<(&'static str, String)> {
-    let _ = args;
-    vec![("CALLBACKD_SECRET_KEY", KEY.to_string())]
-}
-
-fn print_table(reports: &[Report]) {
-    let mut t = crate::cli::table_for_bench(&[
-        "scenario",
-        "deliveries",
-        "per s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "max ms",
-        "CPU s/1000",
-        "peak RSS MB",
-        "tx/delivery",
-    ]);
-    for r in reports {
-        t.add_row(vec![
-            r.scenario.to_string(),
-            r.deliveries.to_string(),
-            format!("{:.0}", r.deliveries_per_s),
-            format!("{:.1}", r.latency_ms_p50),
-            format!("{:.1}", r.latency_ms_p95),
-            format!("{:.1}", r.latency_ms_p99),
-            format!("{:.1}", r.latency_ms_max),
-            format!("{:.3}", r.cpu_s_per_1000),
-            format!("{:.1}", r.peak_rss_mb),
-            format!("{:.2}", r.db_transactions_per_delivery),
-        ]);
-    }
-    println!("{t}");
-    for r in reports {
-        if let Some(n) = &r.note {
-            println!("{}: {n}", r.scenario);
-        }
-    }
 }

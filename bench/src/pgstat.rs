@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sqlx::{Connection, PgConnection};
 
-use super::process::cpu_seconds;
+use crate::process::cpu_seconds;
 
 pub const INTERVAL: Duration = Duration::from_millis(100);
 
