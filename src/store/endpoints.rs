@@ -1,5 +1,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
 use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -100,6 +102,28 @@ impl SigningChange {
     }
 }
 
+impl EndpointRecord {
+    /// Binds the settings both the insert and the update write, in one order: the next eleven
+    /// parameters (timeout through trace propagation), so the two statements cannot drift.
+    fn bind_settings<'q, O>(
+        &'q self,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+    ) -> QueryAs<'q, Postgres, O, PgArguments> {
+        query
+            .bind(self.timeout_ms)
+            .bind(self.max_attempts)
+            .bind(self.enabled)
+            .bind(self.ordering.as_str())
+            .bind(self.signing.sealed())
+            .bind(self.auto_replay_dead_on_recovery)
+            .bind(self.auto_replay_window_s)
+            .bind(self.rate_limit_per_s)
+            .bind(&self.statuses)
+            .bind(&self.schedule_types)
+            .bind(self.propagate_trace_context)
+    }
+}
+
 const RETURNING: &str = "id, partner_id, environment, url, method, event_types, ordering, \
                          auth_public, timeout_ms, max_attempts, enabled, \
                          CASE WHEN signing_sealed IS NULL THEN 'none' ELSE 'standard_webhooks' END \
@@ -109,7 +133,7 @@ const RETURNING: &str = "id, partner_id, environment, url, method, event_types, 
 
 impl Endpoint {
     pub async fn insert(db: impl PgExecutor<'_>, r: &EndpointRecord) -> Result<Endpoint> {
-        db::query_as(const_format::concatcp!(
+        let query = db::query_as(const_format::concatcp!(
             "INSERT INTO endpoints (id, partner_id, environment, url, method, event_types,
                  auth_type, auth_public, auth_sealed, timeout_ms, max_attempts, enabled, ordering,
                  signing_sealed, auto_replay_dead_on_recovery, auto_replay_window_s,
@@ -128,38 +152,28 @@ impl Endpoint {
         .bind(&r.event_types)
         .bind(&r.auth_type)
         .bind(&r.auth_public)
-        .bind(&r.auth_sealed)
-        .bind(r.timeout_ms)
-        .bind(r.max_attempts)
-        .bind(r.enabled)
-        .bind(r.ordering.as_str())
-        .bind(r.signing.sealed())
-        .bind(r.auto_replay_dead_on_recovery)
-        .bind(r.auto_replay_window_s)
-        .bind(r.rate_limit_per_s)
-        .bind(&r.statuses)
-        .bind(&r.schedule_types)
-        .bind(r.propagate_trace_context)
-        .fetch_optional(db)
-        .await?
-        .ok_or(StoreError::NotFound("partner"))
+        .bind(&r.auth_sealed);
+        r.bind_settings(query)
+            .fetch_optional(db)
+            .await?
+            .ok_or(StoreError::NotFound("partner"))
     }
 
     /// Rewrites every field; the auth columns only when `r.auth_sealed` is not empty
     /// (a PATCH without `auth` keeps the stored credentials).
     pub async fn update(conn: &mut PgConnection, r: &EndpointRecord) -> Result<Endpoint> {
-        let updated = db::query_as(const_format::concatcp!(
+        let query = db::query_as(const_format::concatcp!(
             "UPDATE endpoints SET environment = $2, url = $3, method = $4, event_types = $5,
                  auth_type = CASE WHEN length($7) > 0 THEN $6 ELSE auth_type END,
                  auth_public = CASE WHEN length($7) > 0 THEN $8 ELSE auth_public END,
                  auth_sealed = CASE WHEN length($7) > 0 THEN $7 ELSE auth_sealed END,
                  timeout_ms = $9, max_attempts = $10, enabled = $11, ordering = $12,
-                 signing_sealed = CASE $13 WHEN 'keep' THEN signing_sealed
-                                           WHEN 'set' THEN $14 END,
-                 auto_replay_dead_on_recovery = $15, auto_replay_window_s = $16,
-                 rate_limit_per_s = $17, statuses = $18, schedule_types = $19,
-                 propagate_trace_context = $20,
-                 rate_tat = CASE WHEN $17::int4 IS NULL THEN NULL ELSE rate_tat END,
+                 signing_sealed = CASE $20 WHEN 'keep' THEN signing_sealed
+                                           WHEN 'set' THEN $13 END,
+                 auto_replay_dead_on_recovery = $14, auto_replay_window_s = $15,
+                 rate_limit_per_s = $16, statuses = $17, schedule_types = $18,
+                 propagate_trace_context = $19,
+                 rate_tat = CASE WHEN $16::int4 IS NULL THEN NULL ELSE rate_tat END,
                  updated_at = now()
              WHERE id = $1 AND deleted_at IS NULL
              RETURNING ",
@@ -172,22 +186,13 @@ impl Endpoint {
         .bind(&r.event_types)
         .bind(&r.auth_type)
         .bind(&r.auth_sealed)
-        .bind(&r.auth_public)
-        .bind(r.timeout_ms)
-        .bind(r.max_attempts)
-        .bind(r.enabled)
-        .bind(r.ordering.as_str())
-        .bind(r.signing.mode())
-        .bind(r.signing.sealed())
-        .bind(r.auto_replay_dead_on_recovery)
-        .bind(r.auto_replay_window_s)
-        .bind(r.rate_limit_per_s)
-        .bind(&r.statuses)
-        .bind(&r.schedule_types)
-        .bind(r.propagate_trace_context)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::NotFound("endpoint"))?;
+        .bind(&r.auth_public);
+        let updated = r
+            .bind_settings(query)
+            .bind(r.signing.mode())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("endpoint"))?;
         if r.ordering == Ordering::None {
             // The endpoint's current setting governs: nothing of it waits for a predecessor.
             super::queue::transitions::unorder(&mut *conn, r.id).await?;
