@@ -39,7 +39,7 @@ pub struct ApiContext {
     pub secrets: SecretBox,
     pub api_token: Arc<str>,
     /// Sends test callbacks (`POST /v1/endpoints/{id}/test`) from the API process.
-    pub sender: crate::dispatch::Sender,
+    pub sender: crate::outbound::CallbackSender,
     /// The group committer of `POST /v1/notifications`.
     pub enqueuer: EnqueueGroup,
 }
