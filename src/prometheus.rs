@@ -98,7 +98,7 @@ pub fn record_attempt(partner_id: &uuid::Uuid, outcome: &'static str, duration: 
     ::metrics::histogram!(ATTEMPT_SECONDS, "partner_id" => partner).record(duration.as_secs_f64());
 }
 
-/// Counts one failed attempt by its kind (`crate::model::error_kind`: a fixed set).
+/// Counts one failed attempt by its kind (`crate::model::ErrorKind`: a fixed set).
 pub fn record_failed_attempt(partner_id: &uuid::Uuid, error_kind: &'static str) {
     ::metrics::counter!(
         FAILED_ATTEMPTS,

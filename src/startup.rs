@@ -13,9 +13,9 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiContext};
 use crate::config::Settings;
 use crate::crypto::SecretBox;
-use crate::dispatch::Dispatcher;
 use crate::store::Db;
 use crate::store::{self, StoreError};
+use crate::worker::Dispatcher;
 
 mod error;
 pub use error::{StartupError, one_line};
@@ -139,7 +139,7 @@ impl Application {
                 settings: settings.clone(),
                 secrets: secrets.clone(),
                 api_token: api_token.clone(),
-                sender: crate::dispatch::Sender::new(settings.allow_private_targets)?,
+                sender: crate::outbound::CallbackSender::new(settings.allow_private_targets)?,
                 enqueuer: api::EnqueueGroup::spawn(pool.clone()),
             });
             (Some((listener, router)), Some(address))

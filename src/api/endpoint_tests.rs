@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::caller::Caller;
 use super::endpoints::visible;
 use super::{ApiContext, ApiError};
-use crate::dispatch::test_callback;
-use crate::model::{EventType, ValidationError, error_kind, hints};
+use crate::model::{ErrorKind, EventType, ValidationError, hints};
+use crate::outbound::test_callback;
 use crate::store::{Endpoint, EndpointTest};
 
 pub fn router() -> Router<ApiContext> {
@@ -65,7 +65,7 @@ async fn test(
     };
     let (auth_sealed, signing_sealed) =
         Endpoint::sealed_credentials(&ctx.pool, endpoint.id).await?;
-    let creds = crate::dispatch::open_credentials(
+    let creds = crate::outbound::open_credentials(
         &ctx.secrets,
         endpoint.id,
         &auth_sealed,
@@ -87,6 +87,7 @@ async fn test(
         delivered: result.succeeded(),
         status_code: result.status_code.map(i32::from),
         error: result.error.clone(),
+        error_kind: result.error_kind,
         response_body: result.response_body.clone(),
     };
     EndpointTest::insert(&ctx.pool, &record).await?;
@@ -117,7 +118,7 @@ async fn test(
 /// Adds what a partner needs to fix a failed test: `error_kind` and its `hint` in both
 /// languages (`{"en", "pt"}`), both null for a success.
 fn with_hint(mut value: serde_json::Value, test: &EndpointTest) -> serde_json::Value {
-    let kind = error_kind(test.error.as_deref(), test.status_code);
+    let kind: Option<ErrorKind> = test.error_kind;
     if let Some(o) = value.as_object_mut() {
         o.insert("error_kind".into(), serde_json::json!(kind));
         o.insert(

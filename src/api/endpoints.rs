@@ -11,12 +11,12 @@ use uuid::Uuid;
 use super::caller::Caller;
 use super::extract::{ApiJson, path_id};
 use super::{ApiContext, ApiError};
-use crate::auth::AuthConfig;
 use crate::model::{
     Environment, EventType, Method, Ordering, Signing, ValidationError, validate_url_shape,
 };
 use crate::netguard;
-use crate::signing::SigningKeys;
+use crate::outbound::auth::AuthConfig;
+use crate::outbound::signing::{self, SigningKeys};
 use crate::store::{Endpoint, EndpointRecord, Partner, SigningChange};
 
 pub fn router() -> Router<ApiContext> {
@@ -302,7 +302,7 @@ async fn signing_change(
             serde_json::to_vec(keys).map_err(|e| ApiError::Internal(e.into()))?,
         );
         Ok(SigningChange::Set(
-            ctx.secrets.seal(&plain, &crate::signing::binding(id)),
+            ctx.secrets.seal(&plain, &signing::binding(id)),
         ))
     };
     match (body.signing, &body.signing_secret) {
@@ -313,7 +313,7 @@ async fn signing_change(
         .into()),
         (Some(Signing::None), None) => Ok((SigningChange::Clear, None)),
         (_, Some(secret)) => {
-            crate::signing::validate_secret(secret)?;
+            signing::validate_secret(secret)?;
             let stored = match current {
                 Some(c) => Endpoint::sealed_credentials(&ctx.pool, c.id).await?.1,
                 None => None,
@@ -322,7 +322,7 @@ async fn signing_change(
                 Some(sealed) if signed_now => {
                     let plain = ctx
                         .secrets
-                        .open(&sealed, &crate::signing::binding(id))
+                        .open(&sealed, &signing::binding(id))
                         .map_err(|e| ApiError::Internal(e.into()))?;
                     let old: SigningKeys =
                         serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.into()))?;
@@ -338,7 +338,7 @@ async fn signing_change(
         }
         (Some(Signing::StandardWebhooks), None) if signed_now => Ok((SigningChange::Keep, None)),
         (Some(Signing::StandardWebhooks), None) => {
-            let secret = crate::signing::generate_secret();
+            let secret = signing::generate_secret();
             Ok((seal(&SigningKeys::new(secret.clone()))?, Some(secret)))
         }
         (None, None) if current.is_some() => Ok((SigningChange::Keep, None)),

@@ -40,7 +40,7 @@ pub struct ApiContext {
     /// The operator's token; a `SecretString` so it is zeroized on drop and never printed.
     pub api_token: secrecy::SecretString,
     /// Sends test callbacks (`POST /v1/endpoints/{id}/test`) from the API process.
-    pub sender: crate::dispatch::Sender,
+    pub sender: crate::outbound::CallbackSender,
     /// The group committer of `POST /v1/notifications`.
     pub enqueuer: EnqueueGroup,
 }

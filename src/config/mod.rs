@@ -44,7 +44,7 @@ pub struct Settings {
     pub session_database_url: String,
     pub database_pool_mode: PoolMode,
     /// Dead row versions in the queue table at which a worker vacuums it, or a quarter of its
-    /// live rows if that is more (0: never; see `dispatch::upkeep::vacuum_queue`).
+    /// live rows if that is more (0: never; see `worker::upkeep::vacuum_queue`).
     pub queue_vacuum_dead_rows: u64,
     pub shutdown_grace_s: u64,
     pub production_requires_https: bool,

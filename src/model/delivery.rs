@@ -34,42 +34,98 @@ wire_enum!(Trigger, "trigger", {
     AutoRecovery => "auto_recovery",
 });
 
-/// The kind of a failed attempt (CONTRACT §7), from the error text the sender wrote (it
-/// always starts with its kind) and the status code. `None` for a success.
+/// The kind of a failed attempt (CONTRACT §7, and the rows of [`super::hints`]): for
+/// machines (filters, metrics, alerts, hints), while the attempt's `error` text is for people.
 ///
-/// The attempt log computes the same thing in SQL: the generated column `error_kind` of
-/// `migrations/0005_reliability.sql`, which is kept as it is so every writer and every old
-/// row gets it for free. This function serves the places that have no row (the metrics
-/// label, alerts). The two are checked against each other by `tests/recovery` (any change
-/// here needs a new migration that redefines the column).
-pub fn error_kind(error: Option<&str>, status_code: Option<i32>) -> Option<&'static str> {
-    let error = error?;
-    let status = status_code.unwrap_or(0);
-    Some(if error.starts_with("internal") {
-        "internal"
-    } else if error.starts_with("timeout") {
-        "timeout"
-    } else if error.starts_with("dns") {
-        "dns"
-    } else if error.starts_with("connect") {
-        "connect"
-    } else if error.starts_with("tls") {
-        "tls"
-    } else if error.starts_with("redirect") {
-        "redirect"
-    } else if error.starts_with("forbidden target") {
-        "forbidden_target"
-    } else if error.starts_with("auth rejected") {
-        "auth_rejected"
-    } else if status == 413 {
-        "body_too_large"
-    } else if (400..=499).contains(&status) {
-        "http_4xx"
-    } else if (500..=599).contains(&status) {
-        "http_5xx"
-    } else if error.starts_with("auth") {
-        "auth"
-    } else {
-        "other"
-    })
+/// It is decided where the failure happens, from types and never from a message's wording:
+/// the outbound sender from the HTTP status or the error's source chain
+/// (`crate::outbound::failure`), the worker for a panicked attempt, the completion for an
+/// outcome the database refused, the reaper for a lost worker. It is stored as its own column
+/// of `delivery_attempts` and `endpoint_tests`, whose CHECK lists the same names
+/// (migrations/0018_error_kind.sql).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// No complete answer within the endpoint's `timeout_ms` (or the connect timeout).
+    Timeout,
+    /// The host name did not resolve.
+    Dns,
+    /// Nothing accepted the connection, or it was reset or closed before an answer.
+    Connect,
+    /// The TLS handshake or the TLS layer failed (e.g. the certificate does not verify).
+    Tls,
+    /// A 3xx answer: redirects are not followed.
+    Redirect,
+    /// A 4xx answer other than 413 (and other than 401/403 on an endpoint with auth).
+    Http4xx,
+    /// A 5xx answer.
+    Http5xx,
+    /// 401 or 403 on an endpoint that has an auth scheme.
+    AuthRejected,
+    /// A 413 answer.
+    BodyTooLarge,
+    /// The target resolves to (or is) a private or loopback address.
+    ForbiddenTarget,
+    /// The credentials could not be produced or obtained (OAuth2 token URL, key, certificate).
+    Auth,
+    /// callbackd itself failed: a panic, a lost worker, an outcome that could not be written.
+    Internal,
+    /// Anything else (an answer cut off mid-body, an unusable endpoint URL, ...).
+    Other,
+}
+
+wire_enum!(ErrorKind, "error kind", {
+    Timeout => "timeout",
+    Dns => "dns",
+    Connect => "connect",
+    Tls => "tls",
+    Redirect => "redirect",
+    Http4xx => "http_4xx",
+    Http5xx => "http_5xx",
+    AuthRejected => "auth_rejected",
+    BodyTooLarge => "body_too_large",
+    ForbiddenTarget => "forbidden_target",
+    Auth => "auth",
+    Internal => "internal",
+    Other => "other",
+});
+
+impl ErrorKind {
+    /// The kind of an HTTP answer with `status`; `None` for a 2xx (a success).
+    /// `with_auth`: the endpoint has an auth scheme, so a 401/403 refuses our credentials.
+    pub fn of_status(status: u16, with_auth: bool) -> Option<ErrorKind> {
+        Some(match status {
+            200..=299 => return None,
+            300..=399 => ErrorKind::Redirect,
+            401 | 403 if with_auth => ErrorKind::AuthRejected,
+            413 => ErrorKind::BodyTooLarge,
+            400..=499 => ErrorKind::Http4xx,
+            500..=599 => ErrorKind::Http5xx,
+            _ => ErrorKind::Other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_map_to_the_contract_kinds() {
+        let kind = |s, auth| ErrorKind::of_status(s, auth).map(ErrorKind::as_str);
+        assert_eq!(kind(200, true), None);
+        assert_eq!(kind(204, false), None);
+        assert_eq!(kind(302, false), Some("redirect"));
+        assert_eq!(kind(401, true), Some("auth_rejected"));
+        assert_eq!(kind(403, true), Some("auth_rejected"));
+        assert_eq!(
+            kind(401, false),
+            Some("http_4xx"),
+            "no auth scheme: a plain 4xx"
+        );
+        assert_eq!(kind(413, true), Some("body_too_large"));
+        assert_eq!(kind(404, true), Some("http_4xx"));
+        assert_eq!(kind(429, false), Some("http_4xx"));
+        assert_eq!(kind(503, false), Some("http_5xx"));
+        assert_eq!(kind(600, false), Some("other"));
+    }
 }

@@ -10,7 +10,7 @@ mod status;
 mod text;
 mod trace;
 
-pub use delivery::{DeliveryState, Trigger, error_kind};
+pub use delivery::{DeliveryState, ErrorKind, Trigger};
 pub use endpoint::{Environment, Method, Ordering, Signing, validate_url_shape};
 pub use event::EventType;
 pub use notification::NewNotification;

@@ -6,6 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::Result;
+use crate::model::ErrorKind;
 use crate::store::{Db, db};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -24,10 +25,14 @@ pub struct EndpointTest {
     pub status_code: Option<i32>,
     pub error: Option<String>,
     pub response_body: Option<String>,
+    /// The kind of `error` (CONTRACT §7). Not serialized with the row: the API adds it next
+    /// to its hint, after the other fields.
+    #[serde(skip)]
+    pub error_kind: Option<ErrorKind>,
 }
 
 const COLUMNS: &str = "id, endpoint_id, partner_id, event_type, actor, token_id, started_at, \
-                       duration_ms, delivered, status_code, error, response_body";
+                       duration_ms, delivered, status_code, error, response_body, error_kind";
 
 /// How many test callbacks are kept per endpoint (older ones are dropped as new ones come).
 pub const KEEP_PER_ENDPOINT: i64 = 100;
@@ -38,7 +43,7 @@ impl EndpointTest {
         db::query(const_format::concatcp!(
             "INSERT INTO endpoint_tests (",
             COLUMNS,
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(t.id)
         .bind(t.endpoint_id)
@@ -52,6 +57,7 @@ impl EndpointTest {
         .bind(t.status_code)
         .bind(&t.error)
         .bind(&t.response_body)
+        .bind(t.error_kind.map(ErrorKind::as_str))
         .execute(&mut *tx)
         .await?;
         db::query(
@@ -77,5 +83,26 @@ impl EndpointTest {
         .bind(endpoint_id)
         .fetch_all(pool)
         .await?)
+    }
+}
+
+/// `error_kind` columns are text with a CHECK of the kinds' names
+/// (migrations/0018_error_kind.sql), read back as the type.
+impl sqlx::Type<sqlx::Postgres> for ErrorKind {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for ErrorKind {
+    fn decode(
+        value: sqlx::postgres::PgValueRef<'r>,
+    ) -> std::result::Result<Self, sqlx::error::BoxDynError> {
+        let name = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        Ok(name.parse()?)
     }
 }

@@ -2,8 +2,8 @@
 //! building always yields a URL that keeps the endpoint's query and carries the identifier
 //! exactly.
 
-use callbackd::dispatch::proposal_status_url;
 use callbackd::model::NewNotification;
+use callbackd::outbound::proposal_status_url;
 use percent_encoding::percent_decode_str;
 use proptest::prelude::*;
 use serde_json::{Value, json};

@@ -13,6 +13,7 @@
 
 use super::super::Result;
 use super::{Next, Outcome};
+use crate::model::ErrorKind;
 use crate::store::{Db, db};
 
 pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
@@ -30,6 +31,7 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
     let mut durations = Vec::with_capacity(n);
     let mut codes = Vec::with_capacity(n);
     let mut errors = Vec::with_capacity(n);
+    let mut kinds = Vec::with_capacity(n);
     let mut bodies = Vec::with_capacity(n);
     let mut lossy = Vec::with_capacity(n);
     for o in outcomes {
@@ -48,6 +50,7 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
         durations.push(o.duration_ms);
         codes.push(o.status_code);
         errors.push(o.error.as_deref());
+        kinds.push(o.error_kind.map(ErrorKind::as_str));
         bodies.push(o.response_body.as_deref());
         lossy.push(o.response_body_lossy);
     }
@@ -57,9 +60,9 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
         "WITH o AS (
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::int4[],
                                   $6::int4[], $7::timestamptz[], $8::int4[], $9::int4[],
-                                  $10::text[], $11::text[], $12::bool[])
+                                  $10::text[], $11::text[], $12::bool[], $13::text[])
                  AS o(id, token, state, delay_ms, series, attempt, started_at, duration_ms,
-                      status_code, error, response_body, lossy)
+                      status_code, error, response_body, lossy, error_kind)
          ),
          -- The queue rows whose lease is still ours, locked first (in id order, as every
          -- writer of queue rows that also writes deliveries locks them) so that a cancel of
@@ -108,9 +111,10 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
          logged AS (
              INSERT INTO delivery_attempts
                  (delivery_id, endpoint_id, series, attempt, started_at, duration_ms,
-                  status_code, error, response_body, response_body_lossy, trigger, lease_token)
+                  status_code, error, error_kind, response_body, response_body_lossy, trigger,
+                  lease_token)
              SELECT o.id, d.endpoint_id, o.series, o.attempt, o.started_at, o.duration_ms,
-                    o.status_code, o.error, o.response_body, o.lossy,
+                    o.status_code, o.error, o.error_kind, o.response_body, o.lossy,
                     -- why this series exists (a series replaced meanwhile keeps it unknown)
                     CASE WHEN d.series = o.series THEN d.trigger END, o.token
              FROM o JOIN deliveries d ON d.id = o.id
@@ -132,6 +136,7 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
     .bind(&errors)
     .bind(&bodies)
     .bind(&lossy)
+    .bind(&kinds)
     // Planned for each batch, never from a cached generic plan: a generic plan cannot know
     // how many rows the arrays hold (it assumes 10), so it joins them by nested loops, and a
     // batch's cost grows with its square. Measured on 100,000 deliveries with one worker: 87 ms

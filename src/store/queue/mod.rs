@@ -69,6 +69,8 @@ pub mod upkeep;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::model::ErrorKind;
+
 pub use bulk::replay_matching;
 pub use claim::{EndpointRoom, claim, next_due_in_ms};
 pub use complete::complete;
@@ -134,6 +136,8 @@ pub struct Outcome {
     pub duration_ms: i32,
     pub status_code: Option<i32>,
     pub error: Option<String>,
+    /// The kind of `error` (CONTRACT §7), stored as `delivery_attempts.error_kind`.
+    pub error_kind: Option<ErrorKind>,
     pub response_body: Option<String>,
     /// The stored body is not byte for byte what the partner sent (see
     /// [`crate::model::text_from_bytes`]).
@@ -150,6 +154,7 @@ impl Outcome {
             error: Some(crate::model::text_from_str(&format!(
                 "internal: the outcome could not be written: {why}"
             ))),
+            error_kind: Some(ErrorKind::Internal),
             response_body: None,
             response_body_lossy: false,
             ..self.clone()

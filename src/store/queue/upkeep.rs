@@ -93,9 +93,9 @@ pub async fn reap_expired_leases(pool: &Db, max_rows: i64) -> Result<u64> {
          logged AS (
              INSERT INTO delivery_attempts
                  (delivery_id, endpoint_id, series, attempt, started_at, duration_ms, error,
-                  trigger, lease_token)
-             SELECT w.id, w.endpoint_id, w.series, w.attempts, now(), 0, $2, w.trigger,
-                    w.lease_token
+                  error_kind, trigger, lease_token)
+             SELECT w.id, w.endpoint_id, w.series, w.attempts, now(), 0, $2, 'internal',
+                    w.trigger, w.lease_token
              FROM wide w
              ON CONFLICT (delivery_id, lease_token) DO NOTHING
          )

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use callbackd::model::ErrorKind;
 use callbackd::startup::Role;
 use callbackd::store::{self, Claimed, EndpointRoom, Next, Outcome};
 use chrono::{DateTime, Utc};
@@ -191,6 +192,7 @@ fn outcome_of(c: &Claimed, token: Uuid, next: Next) -> Outcome {
         duration_ms: 12,
         status_code: Some(if next == Next::Delivered { 200 } else { 503 }),
         error: (next != Next::Delivered).then(|| "HTTP 503".to_string()),
+        error_kind: (next != Next::Delivered).then_some(ErrorKind::Http5xx),
         response_body: Some("ok".into()),
         response_body_lossy: false,
         next,

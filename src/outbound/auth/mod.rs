@@ -1,5 +1,5 @@
 //! How callbackd proves itself to a partner: one file per auth scheme behind
-//! [`AuthConfig`]. Secrets come in (decrypted by the dispatcher), headers go out.
+//! [`AuthConfig`]. Secrets come in (decrypted by [`super::credentials`]), headers go out.
 //!
 //! The JSON shape is the `auth` object of CONTRACT §2: `{"type": "...", ...fields}`.
 //!
@@ -24,16 +24,10 @@ mod jwt;
 mod oauth2;
 mod pem;
 mod secret;
-
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
-
-use parking_lot::Mutex;
+mod session;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use uuid::Uuid;
 
 use crate::model::ValidationError;
 pub use api_key::ApiKey;
@@ -46,6 +40,7 @@ pub use hmac::{Hmac, hmac_signature};
 pub use jwt::{Jwt, JwtAlgorithm};
 pub use oauth2::OAuth2;
 pub use secret::Secret;
+pub use session::{AuthSessions, Session, token_deadline};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -263,58 +258,6 @@ pub enum TargetGuard {
     AllowPrivate,
 }
 
-/// One endpoint's auth state across deliveries: the Digest nonce and its count, the
-/// OAuth2 token. Starts empty; reset when the endpoint's auth configuration changes.
-#[derive(Default)]
-pub struct Session {
-    digest: digest::DigestState,
-    oauth2: oauth2::TokenCache,
-}
-
-/// When the OAuth2 token request of an attempt that may take `timeout` from `start` must
-/// have ended: a little before the attempt does (a tenth of it, at most 250 ms), so that a
-/// token server that never finishes is reported as an `auth` failure and not mistaken for
-/// a slow callback receiver.
-pub fn token_deadline(start: tokio::time::Instant, timeout: Duration) -> tokio::time::Instant {
-    let margin = (timeout / 10).min(Duration::from_millis(250));
-    // Endpoint timeouts are at most minutes; the day bound only keeps the sum representable.
-    let budget = timeout
-        .min(Duration::from_secs(86_400))
-        .saturating_sub(margin);
-    start.checked_add(budget).unwrap_or(start)
-}
-
-/// A session and the fingerprint of the configuration it was made for.
-type FingerprintedSession = ([u8; 32], Arc<Session>);
-
-/// The [`Session`] of every endpoint this process sends to, keyed by endpoint id.
-#[derive(Default)]
-pub struct AuthSessions {
-    by_endpoint: Mutex<HashMap<Uuid, FingerprintedSession>>,
-}
-
-impl AuthSessions {
-    /// The endpoint's session; a fresh one when its auth configuration is new or changed
-    /// (after a PATCH, the old nonce or token must not be used with the new credentials).
-    pub fn session_for(&self, endpoint_id: Uuid, auth: &AuthConfig) -> Arc<Session> {
-        let stateful = matches!(auth, AuthConfig::Digest(_) | AuthConfig::OAuth2(_));
-        let mut map = self.by_endpoint.lock();
-        if !stateful {
-            map.remove(&endpoint_id);
-            return Arc::new(Session::default());
-        }
-        let fingerprint = auth.fingerprint();
-        match map.get(&endpoint_id) {
-            Some((f, s)) if *f == fingerprint => s.clone(),
-            _ => {
-                let s = Arc::new(Session::default());
-                map.insert(endpoint_id, (fingerprint, s.clone()));
-                s
-            }
-        }
-    }
-}
-
 /// One scheme's fields; errors name the field (`auth.token`, `auth.algorithm`, ...).
 fn fields_of<T: serde::de::DeserializeOwned>(
     fields: &serde_json::Value,
@@ -394,7 +337,7 @@ pub(crate) fn path_and_query(url: &url::Url) -> &str {
     &url[url::Position::BeforePath..url::Position::AfterQuery]
 }
 
-/// The bytes of the request body (empty for none). Bodies built by the dispatcher are
+/// The bytes of the request body (empty for none). Bodies built by [`super::request`] are
 /// always in memory.
 pub(crate) fn body_bytes(request: &reqwest::Request) -> Result<&[u8], AuthError> {
     match request.body() {
@@ -406,82 +349,4 @@ pub(crate) fn body_bytes(request: &reqwest::Request) -> Result<&[u8], AuthError>
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn parse_and_refuse() {
-        assert_eq!(AuthConfig::from_json(None).unwrap(), AuthConfig::None);
-        assert_eq!(
-            AuthConfig::from_json(Some(&json!({"type": "none"}))).unwrap(),
-            AuthConfig::None
-        );
-        let b = AuthConfig::from_json(Some(&json!({"type": "bearer", "token": "t"}))).unwrap();
-        assert_eq!(b.type_name(), "bearer");
-        assert_eq!(b.public_view(), json!({"type": "bearer"}));
-
-        let missing = AuthConfig::from_json(Some(&json!({"type": "bearer"}))).unwrap_err();
-        assert_eq!(missing.field, "auth.token", "{missing:?}");
-        assert!(missing.message.contains("token"), "{missing:?}");
-        let empty =
-            AuthConfig::from_json(Some(&json!({"type": "bearer", "token": ""}))).unwrap_err();
-        assert_eq!(empty.field, "auth.token");
-        let unknown = AuthConfig::from_json(Some(&json!({"type": "kerberos"}))).unwrap_err();
-        assert_eq!(unknown.field, "auth.type", "{unknown:?}");
-        let no_type = AuthConfig::from_json(Some(&json!({"token": "x"}))).unwrap_err();
-        assert_eq!(no_type.field, "auth.type", "{no_type:?}");
-        let extra =
-            AuthConfig::from_json(Some(&json!({"type": "bearer", "token": "t", "tokn": "x"})));
-        assert!(extra.is_err(), "unknown fields are refused");
-        assert!(AuthConfig::from_json(Some(&json!("bearer"))).is_err());
-    }
-
-    #[test]
-    fn every_type_round_trips_and_hides_its_secrets() {
-        let configs = [
-            json!({"type": "api_key", "key": "k-secret-1"}),
-            json!({"type": "x_api_key", "key": "k-secret-2"}),
-            json!({"type": "basic", "username": "u", "password": "p-secret-3"}),
-            json!({"type": "digest", "username": "u", "password": "p-secret-4"}),
-            json!({"type": "hmac", "secret": "h-secret-5"}),
-            json!({"type": "jwt", "algorithm": "HS256", "key": "j-secret-6-0123456789abcdef0123", "issuer": "callbackd"}),
-            json!({"type": "oauth2", "token_url": "https://auth.example/token", "client_id": "cid", "client_secret": "o-secret-7", "scope": "cb"}),
-            json!({"type": "aws_sigv4", "access_key_id": "AKIDEXAMPLE", "secret_access_key": "a-secret-8", "region": "us-east-1", "service": "execute-api", "session_token": "a-secret-9"}),
-        ];
-        for c in configs {
-            let parsed = AuthConfig::from_json(Some(&c)).unwrap_or_else(|e| panic!("{c}: {e:?}"));
-            assert_eq!(parsed.type_name(), c["type"]);
-            let stored = serde_json::to_value(&parsed).unwrap();
-            assert_eq!(stored, c, "what is sealed is what came in");
-            let view = parsed.public_view().to_string();
-            assert!(!view.contains("secret-"), "{view}");
-            let debug = format!("{parsed:?}");
-            assert!(!debug.contains("secret-"), "{debug}");
-        }
-    }
-
-    #[test]
-    fn sessions_live_per_endpoint_until_the_auth_changes() {
-        let sessions = AuthSessions::default();
-        let (e1, e2) = (Uuid::new_v4(), Uuid::new_v4());
-        let digest = |p: &str| {
-            AuthConfig::from_json(Some(
-                &json!({"type": "digest", "username": "u", "password": p}),
-            ))
-            .unwrap()
-        };
-        let a = sessions.session_for(e1, &digest("one"));
-        assert!(Arc::ptr_eq(&a, &sessions.session_for(e1, &digest("one"))));
-        assert!(!Arc::ptr_eq(&a, &sessions.session_for(e2, &digest("one"))));
-        let changed = sessions.session_for(e1, &digest("two"));
-        assert!(
-            !Arc::ptr_eq(&a, &changed),
-            "a new password starts a new session"
-        );
-        assert!(Arc::ptr_eq(
-            &changed,
-            &sessions.session_for(e1, &digest("two"))
-        ));
-    }
-}
+mod tests;

@@ -9,9 +9,10 @@ use reqwest::header::{HeaderName, HeaderValue};
 use uuid::Uuid;
 
 use super::credentials::Credentials;
+use super::failure::Failure;
 use super::request::{CallbackRequest, proposal_status_url, sign_standard_webhooks};
-use super::{AttemptResult, Sender};
-use crate::model::{EventType, Method};
+use super::{AttemptResult, CallbackSender};
+use crate::model::{ErrorKind, EventType, Method};
 use crate::store::Endpoint;
 
 /// The proposal every sample `proposal.status` names (the one of the README's examples).
@@ -43,7 +44,7 @@ pub fn sample_body(event_type: EventType, method: Method) -> Option<&'static str
 /// Sends one sample `event_type` callback to `endpoint` with `X-Callback-Id: test_id`,
 /// attempt 1, within the endpoint's timeout.
 pub async fn send_test(
-    sender: &Sender,
+    sender: &CallbackSender,
     endpoint: &Endpoint,
     creds: &Credentials,
     event_type: EventType,
@@ -61,7 +62,10 @@ pub async fn send_test(
     let url = match url {
         Ok(u) => u,
         Err(e) => {
-            return AttemptResult::failed(format!("request: endpoint URL does not parse: {e}"));
+            return AttemptResult::failed(Failure::new(
+                ErrorKind::Other,
+                format!("request: endpoint URL does not parse: {e}"),
+            ));
         }
     };
     let unix_time = Utc::now().timestamp();

@@ -1,11 +1,10 @@
-//! The retry schedule of CONTRACT §5: attempt n failed -> wait min(base * 2^(n-1), cap),
+//! The retry policy of CONTRACT §5: attempt n failed -> wait min(base * 2^(n-1), cap),
 //! up to 20 % less at random (so a partner's recovery is not met by a thundering herd),
-//! and never less than a 429/503 `Retry-After` (still capped).
-//!
-//! `Retry-After` comes from the partner, so it is read without trusting its size: a
-//! delta-seconds too large for a `u64` or a date centuries ahead is as good as "the cap".
+//! and never less than a 429/503 `Retry-After` (still capped). The header itself is read by
+//! [`crate::outbound::parse_retry_after`], without trusting its size: a delta-seconds too
+//! large for a `u64` or a date centuries ahead is as good as "the cap".
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -34,22 +33,10 @@ impl RetryPolicy {
     }
 }
 
-/// Parses `Retry-After` (RFC 9110 §10.2.3): delta-seconds or an HTTP date (a date in the
-/// past means now). Delta-seconds too large for a `u64` saturate (the policy caps them);
-/// anything else unreadable is `None` (the header is ignored).
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-        // Only digits: a parse error can only be an overflow.
-        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbound::parse_retry_after;
 
     const POLICY: RetryPolicy = RetryPolicy {
         base_ms: 1000,
@@ -91,24 +78,6 @@ mod tests {
             POLICY.delay_ms(1, 0.0, Some(Duration::from_secs(86_400))),
             900_000
         );
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        let now = httpdate::parse_http_date("Wed, 25 Nov 2026 20:00:00 GMT").unwrap();
-        assert_eq!(
-            parse_retry_after("120", now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 25 Nov 2026 20:01:30 GMT", now),
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 25 Nov 2026 19:00:00 GMT", now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 
     #[test]

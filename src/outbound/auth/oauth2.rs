@@ -201,7 +201,7 @@ impl OAuth2 {
         );
         headers.insert(
             reqwest::header::USER_AGENT,
-            reqwest::header::HeaderValue::from_static(crate::dispatch::USER_AGENT),
+            reqwest::header::HeaderValue::from_static(crate::outbound::USER_AGENT),
         );
         *request.body_mut() = Some(form.into());
 

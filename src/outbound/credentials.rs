@@ -9,9 +9,11 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use uuid::Uuid;
 
-use crate::auth::AuthConfig;
+use super::auth::AuthConfig;
+use super::failure::Failure;
+use super::signing::{self, SigningKeys};
 use crate::crypto::SecretBox;
-use crate::signing::SigningKeys;
+use crate::model::ErrorKind;
 use crate::store::Claimed;
 
 pub struct Credentials {
@@ -28,7 +30,7 @@ pub struct CredentialCache {
 }
 
 impl CredentialCache {
-    pub fn get(&self, secrets: &SecretBox, c: &Claimed) -> Result<Arc<Credentials>, String> {
+    pub fn get(&self, secrets: &SecretBox, c: &Claimed) -> Result<Arc<Credentials>, Failure> {
         let mut entries = self.entries.lock();
         if let Some((at, creds)) = entries.get(&c.endpoint_id)
             && *at == c.endpoint_updated_at
@@ -46,27 +48,31 @@ impl CredentialCache {
     }
 }
 
-/// Opens an endpoint's sealed auth object and signing keys.
+/// Opens an endpoint's sealed auth object and signing keys. An auth object that cannot be
+/// opened is an `auth` failure; signing keys that cannot be opened are `other` (the partner's
+/// auth is fine, callbackd's own signing is not).
 pub fn open(
     secrets: &SecretBox,
     endpoint_id: Uuid,
     auth_sealed: &[u8],
     signing_sealed: Option<&[u8]>,
-) -> Result<Credentials, String> {
+) -> Result<Credentials, Failure> {
+    let auth_failed = |m: String| Failure::new(ErrorKind::Auth, format!("auth: {m}"));
+    let signing_failed = |m: String| Failure::new(ErrorKind::Other, format!("signing: {m}"));
     let plain = secrets
         .open(auth_sealed, endpoint_id.as_bytes())
-        .map_err(|e| format!("auth: {e}"))?;
+        .map_err(|e| auth_failed(e.to_string()))?;
     let auth: AuthConfig = serde_json::from_slice(&plain)
-        .map_err(|_| "auth: stored auth configuration is unreadable".to_string())?;
+        .map_err(|_| auth_failed("stored auth configuration is unreadable".into()))?;
     let signing = match signing_sealed {
         None => None,
         Some(sealed) => {
             let plain = secrets
-                .open(sealed, &crate::signing::binding(endpoint_id))
-                .map_err(|e| format!("signing: {e}"))?;
+                .open(sealed, &signing::binding(endpoint_id))
+                .map_err(|e| signing_failed(e.to_string()))?;
             Some(
                 serde_json::from_slice(&plain)
-                    .map_err(|_| "signing: stored keys are unreadable".to_string())?,
+                    .map_err(|_| signing_failed("stored keys are unreadable".into()))?,
             )
         }
     };

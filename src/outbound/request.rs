@@ -95,7 +95,7 @@ impl CallbackRequest<'_> {
 /// `webhook-id` is the `X-Callback-Id`, `webhook-timestamp` the `X-Callback-Timestamp`.
 pub fn sign_standard_webhooks(
     request: &mut reqwest::Request,
-    keys: &crate::signing::SigningKeys,
+    keys: &super::signing::SigningKeys,
     id: Uuid,
     unix_time: i64,
 ) {

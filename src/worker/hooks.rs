@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::alerts::Alerts;
+use crate::alerts::Alerts;
 use crate::store::Db;
 use crate::store::{self, Next, Outcome};
 

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::config::Settings;
-use crate::model::error_kind;
+use crate::model::ErrorKind;
 use crate::store::{Next, Outcome};
 
 /// What the alerts need of one outcome.
@@ -30,7 +30,7 @@ pub struct Observed {
     pub partner_id: Uuid,
     pub next: Next,
     pub error: Option<String>,
-    pub status_code: Option<i32>,
+    pub error_kind: Option<ErrorKind>,
 }
 
 impl From<&Outcome> for Observed {
@@ -40,7 +40,7 @@ impl From<&Outcome> for Observed {
             partner_id: o.partner_id,
             next: o.next,
             error: o.error.clone(),
-            status_code: o.status_code,
+            error_kind: o.error_kind,
         }
     }
 }
@@ -69,7 +69,7 @@ pub struct Alert {
     /// Consecutive failed attempts (for `endpoint.recovered`: the streak that just ended).
     pub failure_streak: u64,
     pub last_error: Option<String>,
-    pub last_error_kind: Option<&'static str>,
+    pub last_error_kind: Option<ErrorKind>,
 }
 
 #[derive(Debug, Default)]
@@ -81,7 +81,7 @@ struct EndpointBook {
     dead_pending: u64,
     flush_at: Option<Instant>,
     last_error: Option<String>,
-    last_error_kind: Option<&'static str>,
+    last_error_kind: Option<ErrorKind>,
     last_sent: HashMap<AlertKind, Instant>,
 }
 
@@ -152,7 +152,7 @@ impl AlertBook {
             Next::RetryAfterMs(_) | Next::Dead => {
                 e.streak += 1;
                 e.last_error = o.error.clone();
-                e.last_error_kind = error_kind(o.error.as_deref(), o.status_code);
+                e.last_error_kind = o.error_kind;
                 if e.streak == threshold && self.allowed(&e, AlertKind::EndpointFailing, now) {
                     out.push(Self::alert(
                         &e,
@@ -231,7 +231,7 @@ impl Alerts {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
-            .user_agent(super::USER_AGENT)
+            .user_agent(crate::outbound::USER_AGENT)
             .build()
             .ok()?;
         let target = Arc::new(Target {
@@ -329,7 +329,7 @@ mod tests {
             partner_id: Uuid::nil(),
             next,
             error: (next != Next::Delivered).then(|| "http 503".to_string()),
-            status_code: Some(if next == Next::Delivered { 200 } else { 503 }),
+            error_kind: (next != Next::Delivered).then_some(ErrorKind::Http5xx),
         }
     }
 
@@ -347,7 +347,7 @@ mod tests {
         assert_eq!(sent.len(), 1);
         assert_eq!(sent[0].kind, AlertKind::DeliveriesDead);
         assert_eq!(sent[0].count, Some(5));
-        assert_eq!(sent[0].last_error_kind, Some("http_5xx"));
+        assert_eq!(sent[0].last_error_kind, Some(ErrorKind::Http5xx));
         // More deaths inside the rate limit: held back, then counted into the next alert.
         let t1 = t0 + Duration::from_secs(10);
         book.observe(t1, &seen(e, Next::Dead));
