@@ -18,7 +18,7 @@ async fn a_panicking_attempt_is_an_internal_failure_and_frees_its_slot() {
     let app = spawn_app_with(|s| s.endpoint_concurrency = 1).await;
     let rx = Receiver::start().await;
     let partner = app.create_partner("Acme").await;
-    // The debug-only hook in dispatch::Dispatcher::attempt panics for this URL.
+    // The debug-only hook in worker::Dispatcher::attempt panics for this URL.
     let panicking = app
         .create_endpoint(
             partner,
