@@ -11,7 +11,6 @@ pub mod model;
 pub mod netguard;
 pub mod outbound;
 pub mod prometheus;
-pub mod retention;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

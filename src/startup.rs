@@ -222,7 +222,7 @@ impl Application {
         }
         // Workers also purge what is past retention (a no-op with retention_days = 0).
         let retention = self.dispatcher.is_some().then(|| {
-            tokio::spawn(crate::retention::run(
+            tokio::spawn(crate::worker::retention::run(
                 self.pool.clone(),
                 self.settings.retention_days,
                 self.settings.retention_batch,

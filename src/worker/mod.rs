@@ -20,6 +20,7 @@ mod attempt;
 mod completer;
 mod hooks;
 mod inflight;
+pub mod retention;
 mod retry_policy;
 mod upkeep;
 mod wakeup;
