@@ -13,7 +13,7 @@ use super::extract::{ApiJson, path_id};
 use super::{ApiContext, ApiError};
 use crate::auth::AuthConfig;
 use crate::model::{
-    Environment, EventType, Method, Ordering, Signing, ValidationError, validate_url_shape,
+    DeliveryOrder, Environment, EventType, Method, Signing, ValidationError, validate_url_shape,
 };
 use crate::netguard;
 use crate::signing::SigningKeys;
@@ -37,7 +37,7 @@ struct EndpointBody {
     timeout_ms: Option<i64>,
     max_attempts: Option<i64>,
     enabled: Option<bool>,
-    ordering: Option<Ordering>,
+    ordering: Option<DeliveryOrder>,
     signing: Option<Signing>,
     signing_secret: Option<String>,
     signing_grace_s: Option<i64>,
@@ -179,9 +179,9 @@ async fn record(
         .ordering
         .or(current.map(|c| c.ordering))
         .unwrap_or(if orderable {
-            Ordering::PerProposal
+            DeliveryOrder::PerProposal
         } else {
-            Ordering::None
+            DeliveryOrder::None
         });
     let mut names: Vec<String> = Vec::with_capacity(event_types.len());
     for e in event_types {

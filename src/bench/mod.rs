@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::config::Settings;
 use crate::crypto::SecretBox;
-use crate::model::{Environment, Method, Ordering};
+use crate::model::{DeliveryOrder, Environment, Method};
 use crate::store::{Endpoint, EndpointRecord, Partner};
 use process::Usage;
 use scenarios::Burst;
@@ -165,9 +165,9 @@ async fn register(
     ordered: bool,
 ) -> anyhow::Result<Vec<Uuid>> {
     let ordering = if ordered {
-        Ordering::PerProposal
+        DeliveryOrder::PerProposal
     } else {
-        Ordering::None
+        DeliveryOrder::None
     };
     let mut partners = Vec::new();
     for (i, path) in paths.iter().enumerate() {

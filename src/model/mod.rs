@@ -11,7 +11,7 @@ mod text;
 mod trace;
 
 pub use delivery::{DeliveryState, Trigger, error_kind};
-pub use endpoint::{Environment, Method, Ordering, Signing, validate_url_shape};
+pub use endpoint::{DeliveryOrder, Environment, Method, Signing, validate_url_shape};
 pub use event::EventType;
 pub use notification::NewNotification;
 pub use status::ProposalStatus;

@@ -4,7 +4,7 @@ use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{EndpointHealth, Result, StoreError};
-use crate::model::{Environment, Method, Ordering};
+use crate::model::{DeliveryOrder, Environment, Method};
 use crate::store::{Db, db};
 
 /// An endpoint as the API shows it: the auth object only as its public view.
@@ -19,7 +19,7 @@ pub struct Endpoint {
     pub method: Method,
     pub event_types: Vec<String>,
     #[sqlx(try_from = "String")]
-    pub ordering: Ordering,
+    pub ordering: DeliveryOrder,
     #[sqlx(rename = "auth_public")]
     pub auth: serde_json::Value,
     pub timeout_ms: i32,
@@ -59,7 +59,7 @@ pub struct EndpointRecord {
     pub url: String,
     pub method: Method,
     pub event_types: Vec<String>,
-    pub ordering: Ordering,
+    pub ordering: DeliveryOrder,
     pub signing: SigningChange,
     pub auth_type: String,
     pub auth_public: serde_json::Value,
@@ -188,7 +188,7 @@ impl Endpoint {
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(StoreError::NotFound("endpoint"))?;
-        if r.ordering == Ordering::None {
+        if r.ordering == DeliveryOrder::None {
             // The endpoint's current setting governs: nothing of it waits for a predecessor.
             super::queue::transitions::unorder(&mut *conn, r.id).await?;
         }
