@@ -4,12 +4,14 @@ mod audit;
 mod caller;
 mod console;
 mod deliveries;
+mod endpoint_body;
 mod endpoint_tests;
 mod endpoints;
 mod enqueue_group;
 mod error;
 mod extract;
 mod health;
+mod me;
 mod metrics;
 mod notifications;
 mod openapi;
@@ -50,6 +52,7 @@ pub fn router(ctx: ApiContext) -> Router {
         .merge(endpoints::router())
         .merge(notifications::router())
         .merge(deliveries::router())
+        .merge(me::router())
         .merge(tokens::router())
         .merge(audit::router())
         .merge(stats::router())

@@ -1,4 +1,4 @@
-//! Partner tokens (operators) and `GET /v1/me` (anyone with a token).
+//! Partner tokens (operators): create, list, revoke.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,7 +13,6 @@ use crate::store::{NewToken, Partner, PartnerToken};
 
 pub fn router() -> Router<ApiContext> {
     Router::new()
-        .route("/me", get(me))
         .route("/partners/{id}/tokens", get(list).post(create))
         .route("/partners/{id}/tokens/{token_id}", delete(revoke))
 }
@@ -22,23 +21,6 @@ pub fn router() -> Router<ApiContext> {
 fn view(t: &PartnerToken) -> Value {
     json!({ "id": t.id, "prefix": t.prefix, "created_at": t.created_at,
             "revoked_at": t.revoked_at })
-}
-
-/// `{"role": "operator"}` or `{"role": "partner", "partner_id", "token_id", "partner"}`:
-/// what a client (the console) needs to know which view to show.
-async fn me(State(ctx): State<ApiContext>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    Ok(Json(match caller {
-        Caller::Operator => json!({ "role": "operator" }),
-        Caller::Partner {
-            partner_id,
-            token_id,
-        } => json!({
-            "role": "partner",
-            "partner_id": partner_id,
-            "token_id": token_id,
-            "partner": Partner::get(&ctx.pool, partner_id).await?,
-        }),
-    }))
 }
 
 /// 201 with the token itself, shown this once.
