@@ -15,32 +15,67 @@ use crate::netguard;
 use crate::signing::SigningKeys;
 use crate::store::{Endpoint, EndpointRecord, Partner, SigningChange};
 
-#[derive(Deserialize, Default)]
+/// POST takes environment, url and method (required) and any of the rest; PATCH any
+/// subset. Unknown fields are refused.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct EndpointBody {
     environment: Option<Environment>,
+    /// http or https; no credentials, no fragment; public addresses only unless
+    /// CALLBACKD_ALLOW_PRIVATE_TARGETS.
+    #[schema(max_length = 2048)]
     url: Option<String>,
     method: Option<Method>,
+    /// Omitted: every type the method can carry (GET: proposal.status only).
     event_types: Option<Vec<EventType>>,
+    /// Omitted on POST: none; on PATCH: the stored credentials stay. A PATCH with auth
+    /// replaces all of it.
+    #[schema(value_type = Option<crate::model::AuthSchema>)]
     auth: Option<serde_json::Value>,
+    /// Default 15000 (CALLBACKD_ENDPOINT_TIMEOUT_MS); at most the lease minus one second,
+    /// and never over 120000.
+    #[schema(minimum = 100, maximum = 120000)]
     timeout_ms: Option<i64>,
+    /// Default CALLBACKD_MAX_ATTEMPTS.
+    #[schema(minimum = 1, maximum = 100)]
     max_attempts: Option<i64>,
+    /// Default true.
     enabled: Option<bool>,
+    /// per_proposal: one delivery of a proposal at a time, in order, with
+    /// X-Callback-Sequence. Default per_proposal when the endpoint takes proposal.status or
+    /// schedule.event, else none.
     ordering: Option<DeliveryOrder>,
+    /// standard_webhooks: requests carry webhook-id, webhook-timestamp and
+    /// webhook-signature. Without signing_secret callbackd generates one and returns it once.
     signing: Option<Signing>,
+    /// whsec_ and a base64 key of 24 to 64 bytes. On a signed endpoint a new secret
+    /// rotates: the old one keeps signing for signing_grace_s. Cannot be combined with
+    /// signing none.
+    #[schema(write_only)]
     signing_secret: Option<String>,
+    /// How long a rotated-out secret keeps signing, in seconds (default 86400).
+    #[schema(minimum = 0, maximum = 2592000)]
     signing_grace_s: Option<i64>,
+    /// Replay the dead deliveries of the last auto_replay_window_s automatically once the
+    /// endpoint answers 2xx again (docs/recovery-and-alerts.md). Default false.
     auto_replay_dead_on_recovery: Option<bool>,
+    /// Default 86400.
+    #[schema(minimum = 1, maximum = 2592000)]
     auto_replay_window_s: Option<i64>,
+    /// Send a W3C traceparent header (the attempt span's trace context) with each callback;
+    /// only while traces are exported (CALLBACKD_OTLP_ENDPOINT). Default false.
     propagate_trace_context: Option<bool>,
     /// Absent: keep (or none, when creating); null: no limit; a number: requests per second.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 100000)]
     rate_limit_per_s: Option<Option<i64>>,
     /// Absent: keep (all, when creating); null: all; a list: only these proposal statuses.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<i64>>)]
     statuses: Option<Option<Vec<i64>>>,
     /// Absent: keep (all, when creating); null: all; a list: only these `TipoEvento`.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<i64>>)]
     schedule_types: Option<Option<Vec<i64>>>,
 }
 

@@ -1,22 +1,24 @@
 //! A partner's callback endpoints: the handlers. Their body and its validation are in
 //! [`super::endpoint_body`].
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::caller::Caller;
 use super::endpoint_body::{EndpointBody, record};
 use super::extract::{ApiJson, path_id};
+use super::schema::Items;
 use super::{ApiContext, ApiError};
 use crate::store::{Endpoint, Partner};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/partners/{id}/endpoints", get(list).post(create))
-        .route("/endpoints/{id}", get(show).patch(change).delete(remove))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, change, remove))
         .merge(super::endpoint_tests::router())
 }
 
@@ -25,6 +27,12 @@ fn view(e: &Endpoint) -> serde_json::Value {
     serde_json::to_value(e).unwrap_or_default()
 }
 
+/// Register an endpoint
+///
+/// POST takes environment, url and method (required) and any of the rest.
+#[utoipa::path(post, path = "/partners/{id}/endpoints", tag = "endpoints",
+    operation_id = "createEndpoint", params(("id" = Uuid, Path, description = "the partner")), request_body = EndpointBody,
+    responses((status = 201, description = "Created", body = Endpoint)))]
 async fn create(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -53,11 +61,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// A partner's endpoints, with health
+#[utoipa::path(get, path = "/partners/{id}/endpoints", tag = "endpoints",
+    operation_id = "listEndpoints", params(("id" = Uuid, Path, description = "the partner")),
+    responses((status = 200, description = "Endpoints", body = Items<Endpoint>)))]
 async fn list(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(partner_id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Items<Endpoint>>, ApiError> {
     let partner_id = path_id(&partner_id, "partner")?;
     caller.check_partner(partner_id, "partner")?;
     Partner::get(&ctx.pool, partner_id).await?;
@@ -65,7 +77,7 @@ async fn list(
     for e in Endpoint::list(&ctx.pool, Some(partner_id)).await? {
         items.push(e.with_health(&ctx.pool).await?);
     }
-    Ok(Json(serde_json::json!({ "items": items })))
+    Ok(Json(Items { items }))
 }
 
 /// The endpoint named in the path, if the caller may see it (404 otherwise).
@@ -79,6 +91,10 @@ pub(super) async fn visible(
     Ok(endpoint)
 }
 
+/// An endpoint, with health
+#[utoipa::path(get, path = "/endpoints/{id}", tag = "endpoints", operation_id = "getEndpoint",
+    params(("id" = Uuid, Path, description = "the endpoint")),
+    responses((status = 200, description = "The endpoint", body = Endpoint)))]
 async fn show(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -88,6 +104,10 @@ async fn show(
     Ok(Json(endpoint.with_health(&ctx.pool).await?))
 }
 
+/// Change an endpoint (any subset; without auth the stored credentials stay)
+#[utoipa::path(patch, path = "/endpoints/{id}", tag = "endpoints",
+    operation_id = "changeEndpoint", params(("id" = Uuid, Path, description = "the endpoint")), request_body = EndpointBody,
+    responses((status = 200, description = "The endpoint", body = Endpoint)))]
 async fn change(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -116,6 +136,10 @@ async fn change(
     Ok(Json(after))
 }
 
+/// Delete an endpoint (soft; its pending deliveries are canceled)
+#[utoipa::path(delete, path = "/endpoints/{id}", tag = "endpoints",
+    operation_id = "deleteEndpoint", params(("id" = Uuid, Path, description = "the endpoint")),
+    responses((status = 204, description = "Deleted")))]
 async fn remove(
     State(ctx): State<ApiContext>,
     caller: Caller,

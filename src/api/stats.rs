@@ -3,9 +3,8 @@
 //! wait. Every query is bounded by time: `delivery_attempts_started_brin` (0013) lets the
 //! scan read only the blocks of the window, whatever the table's size.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -14,8 +13,8 @@ use super::extract::QueryPairs;
 use super::{ApiContext, ApiError};
 use crate::store::db;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/stats/timeline", get(timeline))
+pub fn router() -> utoipa_axum::router::OpenApiRouter<ApiContext> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(timeline))
 }
 
 /// The windows the console offers, each with the width of one bucket.
@@ -55,6 +54,13 @@ const OUTCOME: &str = "CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 'deliver
          WHEN d.state = 'dead' AND d.series = a.series AND d.attempts = a.attempt THEN 'dead'
          ELSE 'failed_attempt' END";
 
+/// Attempts per time bucket by outcome, success rate and latency per endpoint, the oldest due delivery's wait (the console's charts)
+#[utoipa::path(get, path = "/stats/timeline", tag = "stats", operation_id = "statsTimeline",
+    params(("window" = Option<String>, Query, description = "1h (default), 6h, 24h or 1d; buckets of 1 min (1h), 5 min (6h), 15 min (24h)")),
+    responses(
+        (status = 200, description = "The window's statistics", body = super::schema::StatsTimeline),
+        (status = 422, description = "Invalid window", body = super::ErrorBody),
+    ))]
 async fn timeline(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<Value>, ApiError> {
     q.only(&["window"])?;
     let label = q
