@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use super::caller::Caller;
 use super::extract::{ApiJson, QueryPairs, path_id};
-use super::schema::Page;
+use super::schema::{Conflict, Page};
 use super::{ApiContext, ApiError};
 use crate::model::{DeliveryState, Environment, EventType, Trigger};
 use crate::store::{Cursor, Delivery, DeliveryDetail, DeliveryFilter};
@@ -56,10 +56,7 @@ fn timestamp(v: &str) -> Result<DateTime<Utc>, String> {
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 500),
         ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
     ),
-    responses(
-        (status = 200, description = "A page", body = Page<Delivery>),
-        (status = 422, description = "A query parameter is invalid (named in `field`)", body = super::ErrorBody),
-    ))]
+    responses((status = 200, description = "A page", body = Page<Delivery>)))]
 async fn list(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -134,7 +131,7 @@ async fn show(
     operation_id = "replayDelivery", params(("id" = Uuid, Path, description = "the delivery")),
     responses(
         (status = 202, description = "Pending again", body = DeliveryDetail),
-        (status = 409, description = "State conflict", body = super::ErrorBody),
+        Conflict,
     ))]
 async fn replay(
     State(ctx): State<ApiContext>,
@@ -151,7 +148,7 @@ async fn replay(
     operation_id = "cancelDelivery", params(("id" = Uuid, Path, description = "the delivery")),
     responses(
         (status = 200, description = "Canceled", body = DeliveryDetail),
-        (status = 409, description = "State conflict", body = super::ErrorBody),
+        Conflict,
     ))]
 async fn cancel(
     State(ctx): State<ApiContext>,

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::caller::Caller;
 use super::enqueue_group::Answer;
 use super::extract::{ApiJson, parse_json, path_id};
-use super::schema::Items;
+use super::schema::{Conflict, Items};
 use super::{ApiContext, ApiError, BatchItemError};
 use crate::model::{NewNotification, TraceParent, ValidationError};
 use crate::store::{Enqueued, Notification};
@@ -48,7 +48,7 @@ pub fn router() -> OpenApiRouter<ApiContext> {
     responses(
         (status = 202, description = "Enqueued", body = Enqueued),
         (status = 200, description = "A repeat of an Idempotency-Key: the first answer", body = Enqueued),
-        (status = 409, description = "State conflict", body = super::ErrorBody),
+        Conflict,
     ))]
 async fn enqueue(
     State(ctx): State<ApiContext>,

@@ -7,8 +7,10 @@
 //! - who may call each operation, from [`ROUTE_ROLES`] (the table the middleware
 //!   enforces), as `x-roles` (and `x-partner-scope` for partner routes);
 //! - the errors the shared layers answer: 401 on every route that needs a token (the
-//!   middleware), 403 on operator-only routes, 404 on routes with an id in the path, and
-//!   400/413/422 on routes that take a JSON body (the body extractor and the size limit).
+//!   middleware), 403 on operator-only routes, 404 on routes with an id in the path,
+//!   400/413/422 on routes that take a JSON body (the body extractor and the size limit)
+//!   and 422 on routes that take query parameters (`QueryPairs` refuses unknown or
+//!   malformed ones).
 //!
 //! Tests check that the document names every route of the table, and that it still has
 //! every operation and status code the hand-written document of before had; CI runs
@@ -145,6 +147,10 @@ fn add_roles(doc: &mut Value) {
                 op.insert("x-partner-scope".into(), json!(r.scope));
             }
             let takes_body = op.contains_key("requestBody");
+            let takes_query = op
+                .get("parameters")
+                .and_then(Value::as_array)
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
             let responses = op
                 .entry("responses")
                 .or_insert_with(|| json!({}))
@@ -170,6 +176,13 @@ fn add_roles(doc: &mut Value) {
                 add_error(responses, "413", "Request body larger than 8 MiB");
                 add_error(responses, "422", "A field is invalid (named in `field`)");
             }
+            if takes_query {
+                add_error(
+                    responses,
+                    "422",
+                    "A query parameter is invalid (named in `field`)",
+                );
+            }
         }
     }
 }
@@ -177,10 +190,8 @@ fn add_roles(doc: &mut Value) {
 /// Documents an error answer with the one error shape, unless the route states its own.
 fn add_error(responses: &mut Map<String, Value>, status: &str, description: &str) {
     responses.entry(status).or_insert_with(|| {
-        json!({
-            "description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        })
+        serde_json::to_value(super::schema::error_response(description))
+            .expect("a response serializes")
     });
 }
 

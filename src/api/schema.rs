@@ -1,10 +1,15 @@
-//! Shapes the API answers with that several resources share (lists, pages), and the
-//! OpenAPI schema of `GET /v1/stats/timeline`, whose answer is assembled in `stats.rs`.
+//! Shapes the API answers with that several resources share (lists, pages, the errors
+//! some routes state themselves), and the OpenAPI schema of `GET /v1/stats/timeline`,
+//! whose answer `stats.rs` assembles from its rows.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use utoipa::ToSchema;
-use uuid::Uuid;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, ToSchema};
+
+use super::stats::{Bucket, EndpointStats};
 
 /// `{"items": [...]}`: a whole list.
 #[derive(Debug, Serialize, ToSchema)]
@@ -20,6 +25,30 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+/// An error answer, with the one error shape (`Error`).
+pub fn error_response(description: &str) -> Response {
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("Error")))
+        .build();
+    ResponseBuilder::new()
+        .description(description)
+        .content("application/json", content)
+        .build()
+}
+
+fn error(status: &str, description: &str) -> BTreeMap<String, RefOr<Response>> {
+    BTreeMap::from([(status.to_string(), error_response(description).into())])
+}
+
+/// 409: the delivery (or the Idempotency-Key) is in a state that refuses the request.
+pub struct Conflict;
+
+impl IntoResponses for Conflict {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error("409", "State conflict")
+    }
+}
+
 /// The window's statistics: what the console's charts draw.
 #[derive(ToSchema)]
 #[allow(dead_code)] // a schema only: stats.rs writes this shape as JSON
@@ -29,35 +58,19 @@ pub struct StatsTimeline {
     /// Exclusive.
     until: DateTime<Utc>,
     bucket_s: i64,
-    buckets: Vec<StatsBucket>,
+    /// Attempts started in each bucket, by outcome.
+    buckets: Vec<Bucket>,
     endpoints: Vec<StatsEndpoint>,
     /// How long the oldest due delivery of an enabled endpoint has waited.
     oldest_due_age_s: f64,
-}
-
-/// Attempts started in one bucket, by outcome.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct StatsBucket {
-    t: DateTime<Utc>,
-    delivered: i64,
-    failed_attempt: i64,
-    dead: i64,
 }
 
 /// One endpoint's attempts in the window.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct StatsEndpoint {
-    endpoint_id: Uuid,
-    partner_id: Uuid,
-    partner_name: String,
-    environment: String,
-    url: String,
-    attempts: i64,
-    delivered: i64,
+    #[serde(flatten)]
+    row: EndpointStats,
     success_rate: f64,
-    p50_ms: Option<f64>,
-    p95_ms: Option<f64>,
     oldest_due_age_s: f64,
 }

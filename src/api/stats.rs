@@ -27,16 +27,16 @@ fn window(raw: &str) -> Result<(Duration, Duration), String> {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct Bucket {
+#[derive(sqlx::FromRow, utoipa::ToSchema)]
+pub(super) struct Bucket {
     t: DateTime<Utc>,
     delivered: i64,
     failed_attempt: i64,
     dead: i64,
 }
 
-#[derive(sqlx::FromRow)]
-struct EndpointStats {
+#[derive(sqlx::FromRow, utoipa::ToSchema)]
+pub(super) struct EndpointStats {
     endpoint_id: Uuid,
     partner_id: Uuid,
     partner_name: String,
