@@ -97,9 +97,10 @@ fn traceparent(headers: &HeaderMap) -> Option<String> {
     TraceParent::from_values(values).map(|t| t.to_string())
 }
 
+/// Enqueue up to 1000 notifications, all or nothing
+///
 /// Validates every item first and reports every refused one; then enqueues them all in one
 /// transaction with the direct set-based insert (no second validation). All or nothing.
-/// Enqueue up to 1000 notifications, all or nothing
 #[utoipa::path(post, path = "/notifications/batch", tag = "notifications",
     operation_id = "enqueueBatch", params(("traceparent" = Option<String>, Header, description = "W3C Trace Context of the platform's request (00-<32 hex>-<16 hex>-<2 hex>). Stored with the notification; every attempt span links to it. A malformed value is ignored, never refused.")),
     request_body = Vec<NewNotification>,
