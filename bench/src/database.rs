@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use callbackd::config::Settings;
 use callbackd::crypto::SecretBox;
-use callbackd::model::{Environment, Method, Ordering};
+use callbackd::model::{DeliveryOrder, Environment, Method};
 use callbackd::store::{Endpoint, EndpointRecord, Partner, SigningChange};
 
 use crate::process::Usage;
@@ -46,9 +46,9 @@ async fn register(
     ordered: bool,
 ) -> anyhow::Result<Vec<Uuid>> {
     let ordering = if ordered {
-        Ordering::PerProposal
+        DeliveryOrder::PerProposal
     } else {
-        Ordering::None
+        DeliveryOrder::None
     };
     let mut partners = Vec::new();
     for (i, path) in paths.iter().enumerate() {

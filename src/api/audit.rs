@@ -1,24 +1,38 @@
 //! `GET /v1/audit` (operators): every change to partners, endpoints and tokens.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::extract::QueryPairs;
+use super::schema::Page;
 use super::{ApiContext, ApiError};
 use crate::store::AuditRecord;
 
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/audit", get(list))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
+/// Every change to partners, endpoints and tokens, newest first
+///
 /// `?partner_id=&since=&limit=&cursor=`, newest first; `next_cursor` continues.
-async fn list(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/audit", tag = "audit", operation_id = "listAudit",
+    params(
+        ("partner_id" = Option<Uuid>, Query),
+        ("since" = Option<DateTime<Utc>>, Query, description = "inclusive"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "default 100"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, description = "A page", body = Page<AuditRecord>)))]
+async fn list(
+    State(ctx): State<ApiContext>,
+    q: QueryPairs,
+) -> Result<Json<Page<AuditRecord>>, ApiError> {
     q.only(&["partner_id", "since", "limit", "cursor"])?;
     let partner_id = q.get("partner_id", |v| {
         v.parse::<uuid::Uuid>().map_err(|e| e.to_string())
@@ -44,5 +58,8 @@ async fn list(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<Value
     } else {
         None
     };
-    Ok(Json(json!({ "items": items, "next_cursor": next })))
+    Ok(Json(Page {
+        items,
+        next_cursor: next,
+    }))
 }

@@ -28,7 +28,7 @@ pub enum Caller {
 }
 
 /// A role as the route table and the OpenAPI document (`x-roles`) name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Operator,

@@ -1,12 +1,15 @@
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::caller::Caller;
 use super::extract::{ApiJson, QueryPairs, path_id};
+use super::schema::{Conflict, Page};
 use super::{ApiContext, ApiError};
 use crate::model::{DeliveryState, Environment, EventType, Trigger};
 use crate::store::{Cursor, Delivery, DeliveryDetail, DeliveryFilter};
@@ -14,13 +17,13 @@ use crate::store::{Cursor, Delivery, DeliveryDetail, DeliveryFilter};
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/deliveries", get(list))
-        .route("/deliveries/replay", post(replay_bulk))
-        .route("/deliveries/{id}", get(show))
-        .route("/deliveries/{id}/replay", post(replay))
-        .route("/deliveries/{id}/cancel", post(cancel))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(replay_bulk))
+        .routes(routes!(show))
+        .routes(routes!(replay))
+        .routes(routes!(cancel))
 }
 
 fn parsed<T: std::str::FromStr>(v: &str) -> Result<T, String>
@@ -36,13 +39,29 @@ fn timestamp(v: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|_| "expected an RFC 3339 timestamp such as 2026-11-25T20:00:00Z".to_string())
 }
 
+/// Deliveries, newest first
+///
 /// For a partner the list is its own deliveries only: `partner_id` is forced to the
 /// caller's (naming another partner matches nothing).
+#[utoipa::path(get, path = "/deliveries", tag = "deliveries", operation_id = "listDeliveries",
+    params(
+        ("state" = Option<DeliveryState>, Query),
+        ("partner_id" = Option<Uuid>, Query),
+        ("endpoint_id" = Option<Uuid>, Query),
+        ("environment" = Option<Environment>, Query),
+        ("event_type" = Option<EventType>, Query),
+        ("proposal" = Option<Uuid>, Query),
+        ("since" = Option<DateTime<Utc>>, Query, description = "on creation time, inclusive"),
+        ("until" = Option<DateTime<Utc>>, Query, description = "on creation time, exclusive"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, description = "A page", body = Page<Delivery>)))]
 async fn list(
     State(ctx): State<ApiContext>,
     caller: Caller,
     q: QueryPairs,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<Delivery>>, ApiError> {
     q.only(&[
         "state",
         "partner_id",
@@ -74,14 +93,18 @@ async fn list(
     let cursor = q.get("cursor", |v| Cursor::decode(v).map_err(|e| e.message))?;
     if let Some(own) = caller.partner_id() {
         if filter.partner_id.is_some_and(|p| p != own) {
-            return Ok(Json(json!({ "items": [], "next_cursor": null })));
+            return Ok(Json(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            }));
         }
         filter.partner_id = Some(own);
     }
     let (items, next) = Delivery::list(&ctx.pool, &filter, limit, cursor).await?;
-    Ok(Json(
-        json!({ "items": items, "next_cursor": next.map(|c| c.encode()) }),
-    ))
+    Ok(Json(Page {
+        items,
+        next_cursor: next.map(|c| c.encode()),
+    }))
 }
 
 /// The delivery named in the path, if the caller may see it (404 otherwise).
@@ -91,6 +114,10 @@ async fn visible(ctx: &ApiContext, caller: Caller, id: &str) -> Result<DeliveryD
     Ok(d)
 }
 
+/// A delivery with its attempt log
+#[utoipa::path(get, path = "/deliveries/{id}", tag = "deliveries", operation_id = "getDelivery",
+    params(("id" = Uuid, Path, description = "the delivery")),
+    responses((status = 200, description = "The delivery", body = DeliveryDetail)))]
 async fn show(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -99,6 +126,13 @@ async fn show(
     Ok(Json(visible(&ctx, caller, &id).await?))
 }
 
+/// Replay a dead or canceled delivery (new series)
+#[utoipa::path(post, path = "/deliveries/{id}/replay", tag = "deliveries",
+    operation_id = "replayDelivery", params(("id" = Uuid, Path, description = "the delivery")),
+    responses(
+        (status = 202, description = "Pending again", body = DeliveryDetail),
+        Conflict,
+    ))]
 async fn replay(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -109,6 +143,13 @@ async fn replay(
     Ok((StatusCode::ACCEPTED, Json(d)))
 }
 
+/// Cancel a pending delivery
+#[utoipa::path(post, path = "/deliveries/{id}/cancel", tag = "deliveries",
+    operation_id = "cancelDelivery", params(("id" = Uuid, Path, description = "the delivery")),
+    responses(
+        (status = 200, description = "Canceled", body = DeliveryDetail),
+        Conflict,
+    ))]
 async fn cancel(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -123,7 +164,7 @@ async fn cancel(
 }
 
 /// The filter of a bulk replay: the list's filters, as a JSON body.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplayFilter {
     state: Option<DeliveryState>,
@@ -136,10 +177,20 @@ struct ReplayFilter {
     until: Option<DateTime<Utc>>,
 }
 
+/// How many deliveries a bulk replay made pending again.
+#[derive(Serialize, ToSchema)]
+struct Replayed {
+    replayed: u64,
+}
+
+/// Replay every dead (or canceled) delivery matching a filter
+#[utoipa::path(post, path = "/deliveries/replay", tag = "deliveries",
+    operation_id = "replayMatching", request_body = ReplayFilter,
+    responses((status = 202, description = "Replayed", body = Replayed)))]
 async fn replay_bulk(
     State(ctx): State<ApiContext>,
     ApiJson(f): ApiJson<ReplayFilter>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Replayed>), ApiError> {
     let filter = DeliveryFilter {
         state: f.state,
         partner_id: f.partner_id,
@@ -152,5 +203,5 @@ async fn replay_bulk(
     };
     let replayed =
         crate::store::replay_matching(&ctx.pool, &filter, Trigger::Operator, |_| {}).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "replayed": replayed }))))
+    Ok((StatusCode::ACCEPTED, Json(Replayed { replayed })))
 }

@@ -1,40 +1,102 @@
 //! Test callbacks (CONTRACT §8): a real attempt through the normal delivery path with a sample
 //! notification, answered at once and recorded apart from the deliveries.
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::caller::Caller;
 use super::endpoints::visible;
+use super::schema::Items;
 use super::{ApiContext, ApiError};
-use crate::model::{ErrorKind, EventType, ValidationError, hints};
+use crate::model::hints::{self, Hint};
+use crate::model::{ErrorKind, EventType, ValidationError};
 use crate::outbound::test_callback;
 use crate::store::{Endpoint, EndpointTest};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/endpoints/{id}/test", post(test))
-        .route("/endpoints/{id}/tests", get(tests))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(test))
+        .routes(routes!(tests))
 }
 
-#[derive(Deserialize, Default)]
+/// Optional; omitted: proposal.status, or the endpoint's first event type when it does not
+/// take proposal.status.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TestBody {
     event_type: Option<EventType>,
 }
 
+/// The outcome of one test callback (never retried; not a delivery).
+#[derive(Serialize, ToSchema)]
+struct TestResult {
+    /// The request's X-Callback-Id.
+    id: Uuid,
+    /// The endpoint answered 2xx.
+    delivered: bool,
+    status_code: Option<i32>,
+    error: Option<String>,
+    duration_ms: i32,
+    #[schema(value_type = EventType)]
+    event_type: String,
+    started_at: DateTime<Utc>,
+    /// The first 4 KiB of the answer.
+    response_body: Option<String>,
+    #[serde(flatten)]
+    advice: Advice,
+}
+
+/// What a partner needs to fix a failed test: `error_kind` and its `hint` in both
+/// languages, both null for a success.
+#[derive(Serialize, ToSchema)]
+struct Advice {
+    /// The kind of failure; null when delivered.
+    error_kind: Option<ErrorKind>,
+    /// What to check for this error_kind, in English and Portuguese; null when delivered.
+    hint: Option<Hint>,
+}
+
+impl Advice {
+    fn of(test: &EndpointTest) -> Self {
+        let kind = test.error_kind;
+        Advice {
+            error_kind: kind,
+            hint: kind.and_then(hints::hints),
+        }
+    }
+}
+
+/// A recorded test callback, with what to check when it failed.
+#[derive(Serialize, ToSchema)]
+#[schema(as = EndpointTest)]
+struct RecordedTest {
+    #[serde(flatten)]
+    test: EndpointTest,
+    #[serde(flatten)]
+    advice: Advice,
+}
+
+/// Send one real test callback with a sample notification and answer its outcome
+///
 /// One real attempt with a sample notification (CONTRACT §8), answered with its outcome and
 /// recorded in `endpoint_tests`. The body is optional (`{}` or none: a `proposal.status`, or
 /// the endpoint's first event type when it does not take `proposal.status`).
+#[utoipa::path(post, path = "/endpoints/{id}/test", tag = "endpoints",
+    operation_id = "testEndpoint", params(("id" = Uuid, Path, description = "the endpoint")),
+    request_body(content = Option<TestBody>),
+    responses((status = 200, description = "Sent (or failed to send): the outcome", body = TestResult)))]
 async fn test(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TestResult>, ApiError> {
     let endpoint = visible(&ctx, caller, &id).await?;
     let body: TestBody = if body.iter().all(u8::is_ascii_whitespace) {
         TestBody::default()
@@ -102,45 +164,37 @@ async fn test(
     }
     // What the partner's server answered (status, the first 4 KiB of its body, the time
     // taken) and, when it failed, what to check.
-    let answer = serde_json::json!({
-        "id": record.id,
-        "delivered": record.delivered,
-        "status_code": record.status_code,
-        "error": record.error,
-        "duration_ms": record.duration_ms,
-        "event_type": record.event_type,
-        "started_at": record.started_at,
-        "response_body": record.response_body,
-    });
-    Ok(Json(with_hint(answer, &record)))
+    let advice = Advice::of(&record);
+    Ok(Json(TestResult {
+        id: record.id,
+        delivered: record.delivered,
+        status_code: record.status_code,
+        error: record.error,
+        duration_ms: record.duration_ms,
+        event_type: record.event_type,
+        started_at: record.started_at,
+        response_body: record.response_body,
+        advice,
+    }))
 }
 
-/// Adds what a partner needs to fix a failed test: `error_kind` and its `hint` in both
-/// languages (`{"en", "pt"}`), both null for a success.
-fn with_hint(mut value: serde_json::Value, test: &EndpointTest) -> serde_json::Value {
-    let kind: Option<ErrorKind> = test.error_kind;
-    if let Some(o) = value.as_object_mut() {
-        o.insert("error_kind".into(), serde_json::json!(kind));
-        o.insert(
-            "hint".into(),
-            serde_json::json!(kind.and_then(hints::hints)),
-        );
-    }
-    value
-}
-
-/// The endpoint's test callbacks, newest first (the last 100 are kept).
+/// The endpoint's test callbacks, newest first (the last 100 are kept)
+#[utoipa::path(get, path = "/endpoints/{id}/tests", tag = "endpoints",
+    operation_id = "listEndpointTests", params(("id" = Uuid, Path, description = "the endpoint")),
+    responses((status = 200, description = "Tests", body = Items<RecordedTest>)))]
 async fn tests(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Items<RecordedTest>>, ApiError> {
     let endpoint = visible(&ctx, caller, &id).await?;
-    let items: Vec<serde_json::Value> = EndpointTest::list(&ctx.pool, endpoint.id)
+    let items = EndpointTest::list(&ctx.pool, endpoint.id)
         .await?
-        .iter()
-        .map(|t| serde_json::to_value(t).map(|v| with_hint(v, t)))
-        .collect::<Result<_, _>>()
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    Ok(Json(serde_json::json!({ "items": items })))
+        .into_iter()
+        .map(|test| RecordedTest {
+            advice: Advice::of(&test),
+            test,
+        })
+        .collect();
+    Ok(Json(Items { items }))
 }

@@ -1,349 +1,25 @@
-//! A partner's callback endpoints. The same body serves POST (all required fields) and
-//! PATCH (only what changes); both end in one fully validated record.
+//! A partner's callback endpoints: the handlers. Their body and its validation are in
+//! [`super::endpoint_body`].
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
-use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::caller::Caller;
+use super::endpoint_body::{EndpointBody, record};
 use super::extract::{ApiJson, path_id};
+use super::schema::Items;
 use super::{ApiContext, ApiError};
-use crate::model::{
-    Environment, EventType, Method, Ordering, Signing, ValidationError, validate_url_shape,
-};
-use crate::netguard;
-use crate::outbound::auth::AuthConfig;
-use crate::outbound::signing::{self, SigningKeys};
-use crate::store::{Endpoint, EndpointRecord, Partner, SigningChange};
+use crate::store::{Endpoint, Partner};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/partners/{id}/endpoints", get(list).post(create))
-        .route("/endpoints/{id}", get(show).patch(change).delete(remove))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, change, remove))
         .merge(super::endpoint_tests::router())
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct EndpointBody {
-    environment: Option<Environment>,
-    url: Option<String>,
-    method: Option<Method>,
-    event_types: Option<Vec<EventType>>,
-    auth: Option<serde_json::Value>,
-    timeout_ms: Option<i64>,
-    max_attempts: Option<i64>,
-    enabled: Option<bool>,
-    ordering: Option<Ordering>,
-    signing: Option<Signing>,
-    signing_secret: Option<String>,
-    signing_grace_s: Option<i64>,
-    auto_replay_dead_on_recovery: Option<bool>,
-    auto_replay_window_s: Option<i64>,
-    propagate_trace_context: Option<bool>,
-    /// Absent: keep (or none, when creating); null: no limit; a number: requests per second.
-    #[serde(default, deserialize_with = "present")]
-    rate_limit_per_s: Option<Option<i64>>,
-    /// Absent: keep (all, when creating); null: all; a list: only these proposal statuses.
-    #[serde(default, deserialize_with = "present")]
-    statuses: Option<Option<Vec<i64>>>,
-    /// Absent: keep (all, when creating); null: all; a list: only these `TipoEvento`.
-    #[serde(default, deserialize_with = "present")]
-    schedule_types: Option<Option<Vec<i64>>>,
-}
-
-/// A filter list as stored: null (all), or a non-empty sorted set of values in `lo..=hi`.
-fn filter(
-    value: Option<Option<Vec<i64>>>,
-    current: Option<Option<Vec<i16>>>,
-    field: &str,
-    lo: i64,
-    hi: i64,
-) -> Result<Option<Vec<i16>>, ValidationError> {
-    let Some(value) = value else {
-        return Ok(current.flatten());
-    };
-    let Some(mut list) = value else {
-        return Ok(None);
-    };
-    if list.is_empty() {
-        return Err(ValidationError::new(
-            field,
-            "must name at least one value, or be null for all",
-        ));
-    }
-    if let Some(bad) = list.iter().find(|v| !(lo..=hi).contains(*v)) {
-        return Err(ValidationError::new(
-            field,
-            format!("{bad} is not between {lo} and {hi}"),
-        ));
-    }
-    list.sort_unstable();
-    list.dedup();
-    Ok(Some(list.into_iter().map(|v| v as i16).collect()))
-}
-
-/// Tells a field that is present (even as null) from one that is absent.
-fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
-}
-
-fn required<T>(v: Option<T>, field: &str) -> Result<T, ValidationError> {
-    v.ok_or_else(|| ValidationError::new(field, "required"))
-}
-
-fn in_range(v: i64, field: &str, lo: i64, hi: i64) -> Result<i32, ValidationError> {
-    if (lo..=hi).contains(&v) {
-        Ok(v as i32)
-    } else {
-        Err(ValidationError::new(
-            field,
-            format!("must be between {lo} and {hi}"),
-        ))
-    }
-}
-
-/// Merges `body` over `current` (None when creating) and validates the result. The SSRF
-/// rule applies to everyone (unless the deployment allows private targets); a partner's
-/// own production endpoints must be https unless the operator lifted that for it.
-async fn record(
-    ctx: &ApiContext,
-    caller: Caller,
-    id: Uuid,
-    partner: &Partner,
-    body: EndpointBody,
-    current: Option<&Endpoint>,
-) -> Result<(EndpointRecord, Option<String>), ApiError> {
-    let partner_id = partner.id;
-    let environment = required(
-        body.environment.or(current.map(|c| c.environment)),
-        "environment",
-    )?;
-    let method = required(body.method.or(current.map(|c| c.method)), "method")?;
-    let url = required(body.url.clone().or(current.map(|c| c.url.clone())), "url")?;
-    let parsed = validate_url_shape(&url)?;
-    // Checked when the target is set or changed, so toggling an old endpoint still works.
-    let sets_target = current.is_none() || body.url.is_some() || body.environment.is_some();
-    let https_required = ctx.settings.production_requires_https
-        || (caller.is_partner() && partner.production_requires_https);
-    if sets_target
-        && https_required
-        && environment == Environment::Production
-        && parsed.scheme() != "https"
-    {
-        return Err(ValidationError::new(
-            "url",
-            "a production endpoint must use https (production_requires_https: on this deployment, or for this partner until the operator lifts it)",
-        )
-        .into());
-    }
-    if body.url.is_some() && !ctx.settings.allow_private_targets {
-        netguard::check_url(&parsed)
-            .await
-            .map_err(|e| ValidationError::new("url", e.to_string()))?;
-    }
-
-    let event_types = match (&body.event_types, current) {
-        (Some(list), _) => list.clone(),
-        (None, Some(c)) => c
-            .event_types
-            .iter()
-            .filter_map(|e| e.parse().ok())
-            .collect(),
-        (None, None) => EventType::defaults_for(method),
-    };
-    if event_types.is_empty() {
-        return Err(
-            ValidationError::new("event_types", "must name at least one event type").into(),
-        );
-    }
-    if let Some(e) = event_types.iter().find(|e| !e.carried_by(method)) {
-        return Err(ValidationError::new(
-            "event_types",
-            format!("{e} needs a body, which a {method} endpoint cannot carry: use POST or PUT"),
-        )
-        .into());
-    }
-    // Ordered by default wherever there is a proposal to order by.
-    let orderable = event_types
-        .iter()
-        .any(|e| matches!(e, EventType::ProposalStatus | EventType::ScheduleEvent));
-    let ordering = body
-        .ordering
-        .or(current.map(|c| c.ordering))
-        .unwrap_or(if orderable {
-            Ordering::PerProposal
-        } else {
-            Ordering::None
-        });
-    let mut names: Vec<String> = Vec::with_capacity(event_types.len());
-    for e in event_types {
-        if !names.iter().any(|n| n == e.as_str()) {
-            names.push(e.as_str().to_string());
-        }
-    }
-
-    let max_timeout = ctx.settings.max_endpoint_timeout_ms() as i64;
-    let timeout_ms = body
-        .timeout_ms
-        .or(current.map(|c| i64::from(c.timeout_ms)))
-        .unwrap_or(ctx.settings.endpoint_timeout_ms as i64);
-    let max_attempts = body
-        .max_attempts
-        .or(current.map(|c| i64::from(c.max_attempts)))
-        .unwrap_or(i64::from(ctx.settings.max_attempts));
-
-    // Sealed only when the body brings an auth object; a PATCH without one keeps the old.
-    let (auth_type, auth_public, auth_sealed) = match (&body.auth, current) {
-        (None, Some(c)) => (String::new(), c.auth.clone(), Vec::new()),
-        (auth, _) => {
-            let config = AuthConfig::from_json(auth.as_ref())?;
-            // The OAuth2 token URL is called by callbackd too: same SSRF rule as `url`.
-            if let AuthConfig::OAuth2(o) = &config
-                && !ctx.settings.allow_private_targets
-                && let Ok(token_url) = url::Url::parse(&o.token_url)
-            {
-                netguard::check_url(&token_url)
-                    .await
-                    .map_err(|e| ValidationError::new("auth.token_url", e.to_string()))?;
-            }
-            // The plaintext credentials are wiped once sealed.
-            let plain = zeroize::Zeroizing::new(
-                serde_json::to_vec(&config).map_err(|e| ApiError::Internal(e.into()))?,
-            );
-            (
-                config.type_name().to_string(),
-                config.public_view(),
-                ctx.secrets.seal(&plain, id.as_bytes()),
-            )
-        }
-    };
-
-    let (signing, revealed) = signing_change(ctx, id, &body, current).await?;
-    let record = EndpointRecord {
-        id,
-        partner_id,
-        environment,
-        url: parsed.to_string(),
-        method,
-        event_types: names,
-        auth_type,
-        auth_public,
-        auth_sealed,
-        timeout_ms: in_range(timeout_ms, "timeout_ms", 100, max_timeout)?,
-        max_attempts: in_range(max_attempts, "max_attempts", 1, 100)?,
-        enabled: body.enabled.or(current.map(|c| c.enabled)).unwrap_or(true),
-        ordering,
-        signing,
-        auto_replay_dead_on_recovery: body
-            .auto_replay_dead_on_recovery
-            .or(current.map(|c| c.auto_replay_dead_on_recovery))
-            .unwrap_or(false),
-        auto_replay_window_s: in_range(
-            body.auto_replay_window_s
-                .or(current.map(|c| i64::from(c.auto_replay_window_s)))
-                .unwrap_or(86_400),
-            "auto_replay_window_s",
-            1,
-            30 * 86_400,
-        )?,
-        statuses: filter(
-            body.statuses.clone(),
-            current.map(|c| c.statuses.clone()),
-            "statuses",
-            0,
-            11,
-        )?,
-        schedule_types: filter(
-            body.schedule_types.clone(),
-            current.map(|c| c.schedule_types.clone()),
-            "schedule_types",
-            1,
-            6,
-        )?,
-        propagate_trace_context: body
-            .propagate_trace_context
-            .or(current.map(|c| c.propagate_trace_context))
-            .unwrap_or(false),
-        rate_limit_per_s: match body.rate_limit_per_s {
-            Some(Some(rate)) => Some(in_range(rate, "rate_limit_per_s", 1, 100_000)?),
-            Some(None) => None,
-            None => current.and_then(|c| c.rate_limit_per_s),
-        },
-    };
-    Ok((record, revealed))
-}
-
-/// What the body asks of the Standard Webhooks keys. A new `signing_secret` on a signed
-/// endpoint rotates: the old secret keeps signing for `signing_grace_s` (default one day).
-/// A secret callbackd generates is returned once, in this answer.
-async fn signing_change(
-    ctx: &ApiContext,
-    id: Uuid,
-    body: &EndpointBody,
-    current: Option<&Endpoint>,
-) -> Result<(SigningChange, Option<String>), ApiError> {
-    let signed_now = current.is_some_and(|c| c.signing != "none");
-    let grace = body.signing_grace_s.unwrap_or(86_400);
-    if !(0..=30 * 86_400).contains(&grace) {
-        return Err(
-            ValidationError::new("signing_grace_s", "must be between 0 and 2592000").into(),
-        );
-    }
-    let seal = |keys: &SigningKeys| -> Result<SigningChange, ApiError> {
-        let plain = zeroize::Zeroizing::new(
-            serde_json::to_vec(keys).map_err(|e| ApiError::Internal(e.into()))?,
-        );
-        Ok(SigningChange::Set(
-            ctx.secrets.seal(&plain, &signing::binding(id)),
-        ))
-    };
-    match (body.signing, &body.signing_secret) {
-        (Some(Signing::None), Some(_)) => Err(ValidationError::new(
-            "signing_secret",
-            "cannot be combined with \"signing\": \"none\"",
-        )
-        .into()),
-        (Some(Signing::None), None) => Ok((SigningChange::Clear, None)),
-        (_, Some(secret)) => {
-            signing::validate_secret(secret)?;
-            let stored = match current {
-                Some(c) => Endpoint::sealed_credentials(&ctx.pool, c.id).await?.1,
-                None => None,
-            };
-            let keys = match stored {
-                Some(sealed) if signed_now => {
-                    let plain = ctx
-                        .secrets
-                        .open(&sealed, &signing::binding(id))
-                        .map_err(|e| ApiError::Internal(e.into()))?;
-                    let old: SigningKeys =
-                        serde_json::from_slice(&plain).map_err(|e| ApiError::Internal(e.into()))?;
-                    old.rotate(
-                        secret.clone(),
-                        chrono::Utc::now(),
-                        chrono::Duration::seconds(grace),
-                    )
-                }
-                _ => SigningKeys::new(secret.clone()),
-            };
-            Ok((seal(&keys)?, None))
-        }
-        (Some(Signing::StandardWebhooks), None) if signed_now => Ok((SigningChange::Keep, None)),
-        (Some(Signing::StandardWebhooks), None) => {
-            let secret = signing::generate_secret();
-            Ok((seal(&SigningKeys::new(secret.clone()))?, Some(secret)))
-        }
-        (None, None) if current.is_some() => Ok((SigningChange::Keep, None)),
-        (None, None) => Ok((SigningChange::Clear, None)),
-    }
 }
 
 /// The endpoint's audit view: as the API shows it (auth as its secret-free public view).
@@ -351,6 +27,12 @@ fn view(e: &Endpoint) -> serde_json::Value {
     serde_json::to_value(e).unwrap_or_default()
 }
 
+/// Register an endpoint
+///
+/// POST takes environment, url and method (required) and any of the rest.
+#[utoipa::path(post, path = "/partners/{id}/endpoints", tag = "endpoints",
+    operation_id = "createEndpoint", params(("id" = Uuid, Path, description = "the partner")), request_body = EndpointBody,
+    responses((status = 201, description = "Created", body = Endpoint)))]
 async fn create(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -379,11 +61,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// A partner's endpoints, with health
+#[utoipa::path(get, path = "/partners/{id}/endpoints", tag = "endpoints",
+    operation_id = "listEndpoints", params(("id" = Uuid, Path, description = "the partner")),
+    responses((status = 200, description = "Endpoints", body = Items<Endpoint>)))]
 async fn list(
     State(ctx): State<ApiContext>,
     caller: Caller,
     Path(partner_id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Items<Endpoint>>, ApiError> {
     let partner_id = path_id(&partner_id, "partner")?;
     caller.check_partner(partner_id, "partner")?;
     Partner::get(&ctx.pool, partner_id).await?;
@@ -391,7 +77,7 @@ async fn list(
     for e in Endpoint::list(&ctx.pool, Some(partner_id)).await? {
         items.push(e.with_health(&ctx.pool).await?);
     }
-    Ok(Json(serde_json::json!({ "items": items })))
+    Ok(Json(Items { items }))
 }
 
 /// The endpoint named in the path, if the caller may see it (404 otherwise).
@@ -405,6 +91,10 @@ pub(super) async fn visible(
     Ok(endpoint)
 }
 
+/// An endpoint, with health
+#[utoipa::path(get, path = "/endpoints/{id}", tag = "endpoints", operation_id = "getEndpoint",
+    params(("id" = Uuid, Path, description = "the endpoint")),
+    responses((status = 200, description = "The endpoint", body = Endpoint)))]
 async fn show(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -414,6 +104,10 @@ async fn show(
     Ok(Json(endpoint.with_health(&ctx.pool).await?))
 }
 
+/// Change an endpoint (any subset; without auth the stored credentials stay)
+#[utoipa::path(patch, path = "/endpoints/{id}", tag = "endpoints",
+    operation_id = "changeEndpoint", params(("id" = Uuid, Path, description = "the endpoint")), request_body = EndpointBody,
+    responses((status = 200, description = "The endpoint", body = Endpoint)))]
 async fn change(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -442,6 +136,10 @@ async fn change(
     Ok(Json(after))
 }
 
+/// Delete an endpoint (soft; its pending deliveries are canceled)
+#[utoipa::path(delete, path = "/endpoints/{id}", tag = "endpoints",
+    operation_id = "deleteEndpoint", params(("id" = Uuid, Path, description = "the endpoint")),
+    responses((status = 204, description = "Deleted")))]
 async fn remove(
     State(ctx): State<ApiContext>,
     caller: Caller,

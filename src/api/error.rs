@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::model::ValidationError;
 use crate::store::StoreError;
@@ -44,10 +43,35 @@ const UNAVAILABLE: &str = "the database is unavailable; retry shortly";
 /// How long a client is told to wait before retrying a 503 (`Retry-After`, seconds).
 const RETRY_AFTER_S: &str = "1";
 
+/// Every error: 400 malformed JSON or request, 401 no/wrong/revoked token, 403 a partner
+/// token on an operator route, 404 unknown (or, for a partner, not its own), 409 state
+/// conflict, 413 body too large, 422 invalid field (named in `field`; a refused batch lists
+/// its refused items in `items`), 503 the database is unavailable (retry after
+/// `Retry-After`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    #[schema(value_type = String, example = "validation_failed", pattern = "^[a-z_]+$")]
+    pub code: &'static str,
+    pub message: String,
+    /// The field at fault (a JSON path such as `auth.token`), on a 422.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The refused items of a batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<BatchItemError>>,
+}
+
 /// One refused item of a batch: `{"index", "code", "message", "field"}`.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct BatchItemError {
     pub index: usize,
+    #[schema(value_type = String)]
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
@@ -132,13 +156,20 @@ impl IntoResponse for ApiError {
         } else {
             self.to_string()
         };
-        let mut error = json!({ "code": code, "message": message });
-        match &self {
-            ApiError::Invalid(v) => error["field"] = json!(v.field),
-            ApiError::BatchInvalid { items, .. } => error["items"] = json!(items),
-            _ => {}
-        }
-        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        let (field, items) = match self {
+            ApiError::Invalid(v) => (Some(v.field), None),
+            ApiError::BatchInvalid { items, .. } => (None, Some(items)),
+            _ => (None, None),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message,
+                field,
+                items,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
@@ -172,6 +203,7 @@ fn transient_cause(e: &anyhow::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     async fn answer(e: ApiError) -> (StatusCode, Option<String>, serde_json::Value) {
         let response = e.into_response();

@@ -1,32 +1,37 @@
-//! The HTTP API: one file per resource, one [`ApiContext`], one [`ApiError`].
+//! The HTTP API: one file per resource, one [`ApiContext`], one [`ApiError`]. Routes are
+//! registered with their OpenAPI documentation (`utoipa_axum`); see [`openapi`].
 
 mod audit;
 mod caller;
 mod console;
 mod deliveries;
+mod endpoint_body;
 mod endpoint_tests;
 mod endpoints;
 mod enqueue_group;
 mod error;
 mod extract;
 mod health;
+mod me;
 mod metrics;
 mod notifications;
 mod openapi;
 mod partners;
+mod schema;
 mod stats;
 mod tokens;
 
 use std::sync::Arc;
 
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::Settings;
 use crate::crypto::SecretBox;
 use crate::store::Db;
 pub use caller::{Caller, ROUTE_ROLES, Role, RouteRoles};
 pub use enqueue_group::EnqueueGroup;
-pub use error::{ApiError, BatchItemError};
+pub use error::{ApiError, BatchItemError, ErrorBody};
 pub use metrics::standalone as metrics_router;
 
 /// Largest request body accepted (a batch of 1,000 notifications fits).
@@ -45,30 +50,49 @@ pub struct ApiContext {
     pub enqueuer: EnqueueGroup,
 }
 
-pub fn router(ctx: ApiContext) -> Router {
-    let v1 = Router::new()
+/// Every `/v1` route, each registered with its `#[utoipa::path]` documentation.
+fn v1_routes() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
         .merge(partners::router())
         .merge(endpoints::router())
         .merge(notifications::router())
         .merge(deliveries::router())
+        .merge(me::router())
         .merge(tokens::router())
         .merge(audit::router())
         .merge(stats::router())
-        .route_layer(axum::middleware::from_fn_with_state(
-            ctx.clone(),
-            caller::require_token,
-        ));
+}
+
+/// The routes outside `/v1` that need no token (but `/metrics`, which may live elsewhere).
+fn service_routes() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .merge(health::router())
+        .merge(openapi::router())
+        .merge(console::router())
+}
+
+/// Every route the API may serve, over `base`: what the OpenAPI document is made of.
+fn documented_routes(base: OpenApiRouter<ApiContext>) -> OpenApiRouter<ApiContext> {
+    base.nest("/v1", v1_routes())
+        .merge(service_routes())
+        .merge(metrics::router())
+}
+
+pub fn router(ctx: ApiContext) -> Router {
+    let (v1, _) = v1_routes().split_for_parts();
+    let v1 = v1.route_layer(axum::middleware::from_fn_with_state(
+        ctx.clone(),
+        caller::require_token,
+    ));
     // /metrics lives here unless it has an address of its own (`metrics_listen`).
     let metrics = match ctx.settings.metrics_address() {
         Ok(Some(_)) => Router::new(),
-        _ => metrics::router(),
+        _ => metrics::router().into(),
     };
     Router::new()
         .nest("/v1", v1)
-        .merge(health::router())
+        .merge(service_routes())
         .merge(metrics)
-        .merge(openapi::router())
-        .merge(console::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         // Outside the limit: its bare 413 becomes the API's JSON error.

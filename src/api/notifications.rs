@@ -1,20 +1,22 @@
 //! `POST /v1/notifications` (with an optional Idempotency-Key), `POST
 //! /v1/notifications/batch` and `GET /v1/notifications/{id}`.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde_json::value::RawValue;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::caller::Caller;
 use super::enqueue_group::Answer;
 use super::extract::{ApiJson, parse_json, path_id};
+use super::schema::{Conflict, Items};
 use super::{ApiContext, ApiError, BatchItemError};
 use crate::model::{NewNotification, TraceParent, ValidationError};
-use crate::store::Notification;
+use crate::store::{Enqueued, Notification};
 
 /// Most notifications one batch may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -25,15 +27,29 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The W3C Trace Context header stored with a notification.
 pub const TRACEPARENT: &str = "traceparent";
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/notifications", post(enqueue))
-        .route("/notifications/batch", post(enqueue_batch))
-        .route("/notifications/{id}", get(show))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(enqueue))
+        .routes(routes!(enqueue_batch))
+        .routes(routes!(show))
 }
 
+/// Enqueue a notification
+///
 /// Validates here, once; the group committer writes the call with whatever arrives with it
 /// and answers after the group committed.
+#[utoipa::path(post, path = "/notifications", tag = "notifications", operation_id = "enqueue",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255,
+            description = "Makes the request safe to retry: a repeat (per partner) answers 200 with the first result and creates nothing; the same key with a different request is a 409"),
+        ("traceparent" = Option<String>, Header, description = "W3C Trace Context of the platform's request (00-<32 hex>-<16 hex>-<2 hex>). Stored with the notification; every attempt span links to it. A malformed value is ignored, never refused."),
+    ),
+    request_body = NewNotification,
+    responses(
+        (status = 202, description = "Enqueued", body = Enqueued),
+        (status = 200, description = "A repeat of an Idempotency-Key: the first answer", body = Enqueued),
+        Conflict,
+    ))]
 async fn enqueue(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
@@ -81,8 +97,14 @@ fn traceparent(headers: &HeaderMap) -> Option<String> {
     TraceParent::from_values(values).map(|t| t.to_string())
 }
 
+/// Enqueue up to 1000 notifications, all or nothing
+///
 /// Validates every item first and reports every refused one; then enqueues them all in one
 /// transaction with the direct set-based insert (no second validation). All or nothing.
+#[utoipa::path(post, path = "/notifications/batch", tag = "notifications",
+    operation_id = "enqueueBatch", params(("traceparent" = Option<String>, Header, description = "W3C Trace Context of the platform's request (00-<32 hex>-<16 hex>-<2 hex>). Stored with the notification; every attempt span links to it. A malformed value is ignored, never refused.")),
+    request_body = Vec<NewNotification>,
+    responses((status = 202, description = "Enqueued, in input order", body = Items<Enqueued>)))]
 async fn enqueue_batch(
     State(ctx): State<ApiContext>,
     headers: HeaderMap,
@@ -150,11 +172,7 @@ async fn enqueue_batch(
         })
         .collect();
     match Notification::enqueue_batch(&ctx.pool, &items).await {
-        Ok(answers) => Ok((
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "items": answers })),
-        )
-            .into_response()),
+        Ok(answers) => Ok((StatusCode::ACCEPTED, Json(Items { items: answers })).into_response()),
         Err(e) => match (ApiError::from(e.error), e.index) {
             (ApiError::Internal(e), _) => Err(ApiError::Internal(e)),
             (refusal, Some(index)) => Err(ApiError::BatchInvalid {
@@ -181,6 +199,11 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// A notification with its deliveries
+#[utoipa::path(get, path = "/notifications/{id}", tag = "notifications",
+    operation_id = "getNotification",
+    params(("id" = Uuid, Path, description = "the notification")),
+    responses((status = 200, description = "The notification", body = Notification)))]
 async fn show(
     State(ctx): State<ApiContext>,
     caller: Caller,

@@ -1,31 +1,39 @@
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::caller::Caller;
 use super::extract::{ApiJson, path_id};
+use super::schema::Items;
 use super::{ApiContext, ApiError};
 use crate::model::ValidationError;
 use crate::store::Partner;
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/partners", get(list).post(create))
-        .route("/partners/{id}", get(show).patch(change).delete(remove))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, change, remove))
 }
 
-#[derive(Deserialize)]
+/// POST /v1/partners
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewPartnerBody {
+struct PartnerBody {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
 }
 
-#[derive(Deserialize)]
+/// PATCH /v1/partners/{id}: what is given changes
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PartnerPatch {
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
+    /// Whether a production endpoint this partner registers with its own token must be https.
     production_requires_https: Option<bool>,
 }
 
@@ -41,10 +49,14 @@ fn view(p: &Partner) -> serde_json::Value {
     serde_json::to_value(p).unwrap_or_default()
 }
 
+/// Create a partner
+#[utoipa::path(post, path = "/partners", tag = "partners", operation_id = "createPartner",
+    request_body = PartnerBody,
+    responses((status = 201, description = "Created", body = Partner)))]
 async fn create(
     State(ctx): State<ApiContext>,
     caller: Caller,
-    ApiJson(body): ApiJson<NewPartnerBody>,
+    ApiJson(body): ApiJson<PartnerBody>,
 ) -> Result<(StatusCode, Json<Partner>), ApiError> {
     let name = valid_name(&body.name)?;
     let mut tx = ctx.pool.begin().await?;
@@ -64,11 +76,18 @@ async fn create(
     Ok((StatusCode::CREATED, Json(partner)))
 }
 
-async fn list(State(ctx): State<ApiContext>) -> Result<Json<serde_json::Value>, ApiError> {
+/// List partners
+#[utoipa::path(get, path = "/partners", tag = "partners", operation_id = "listPartners",
+    responses((status = 200, description = "Partners", body = Items<Partner>)))]
+async fn list(State(ctx): State<ApiContext>) -> Result<Json<Items<Partner>>, ApiError> {
     let items = Partner::list(&ctx.pool).await?;
-    Ok(Json(serde_json::json!({ "items": items })))
+    Ok(Json(Items { items }))
 }
 
+/// A partner
+#[utoipa::path(get, path = "/partners/{id}", tag = "partners", operation_id = "getPartner",
+    params(("id" = Uuid, Path, description = "the partner")),
+    responses((status = 200, description = "The partner", body = Partner)))]
 async fn show(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -79,7 +98,12 @@ async fn show(
     Ok(Json(Partner::get(&ctx.pool, id).await?))
 }
 
+/// Rename a partner, or change its production_requires_https
+///
 /// `{"name"?, "production_requires_https"?}`: what is given changes.
+#[utoipa::path(patch, path = "/partners/{id}", tag = "partners", operation_id = "changePartner",
+    params(("id" = Uuid, Path, description = "the partner")), request_body = PartnerPatch,
+    responses((status = 200, description = "The partner", body = Partner)))]
 async fn change(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -106,6 +130,10 @@ async fn change(
     Ok(Json(after))
 }
 
+/// Delete a partner (soft; its pending deliveries are canceled)
+#[utoipa::path(delete, path = "/partners/{id}", tag = "partners", operation_id = "deletePartner",
+    params(("id" = Uuid, Path, description = "the partner")),
+    responses((status = 204, description = "Deleted")))]
 async fn remove(
     State(ctx): State<ApiContext>,
     caller: Caller,

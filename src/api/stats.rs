@@ -3,9 +3,8 @@
 //! wait. The statements are the store's (store/stats.rs, bounded by time, and the metrics'
 //! endpoint probe); this file picks the window and shapes the answer.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -14,8 +13,8 @@ use super::extract::QueryPairs;
 use super::{ApiContext, ApiError};
 use crate::store::{AttemptBucket, EndpointAttempts, EndpointProbe, oldest_due_age};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new().route("/stats/timeline", get(timeline))
+pub fn router() -> utoipa_axum::router::OpenApiRouter<ApiContext> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(timeline))
 }
 
 /// The windows the console offers, each with the width of one bucket.
@@ -28,6 +27,13 @@ fn window(raw: &str) -> Result<(Duration, Duration), String> {
     }
 }
 
+/// Attempts per time bucket by outcome, success rate and latency per endpoint, the oldest due delivery's wait (the console's charts)
+#[utoipa::path(get, path = "/stats/timeline", tag = "stats", operation_id = "statsTimeline",
+    params(("window" = Option<String>, Query, description = "1h (default), 6h, 24h or 1d; buckets of 1 min (1h), 5 min (6h), 15 min (24h)")),
+    responses(
+        (status = 200, description = "The window's statistics", body = super::schema::StatsTimeline),
+        (status = 422, description = "Invalid window", body = super::ErrorBody),
+    ))]
 async fn timeline(State(ctx): State<ApiContext>, q: QueryPairs) -> Result<Json<Value>, ApiError> {
     q.only(&["window"])?;
     let label = q

@@ -1,21 +1,22 @@
-//! Partner tokens (operators) and `GET /v1/me` (anyone with a token).
+//! Partner tokens (operators): create, list, revoke.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::caller::Caller;
 use super::extract::path_id;
+use super::schema::Items;
 use super::{ApiContext, ApiError};
 use crate::store::{NewToken, Partner, PartnerToken};
 
-pub fn router() -> Router<ApiContext> {
-    Router::new()
-        .route("/me", get(me))
-        .route("/partners/{id}/tokens", get(list).post(create))
-        .route("/partners/{id}/tokens/{token_id}", delete(revoke))
+pub fn router() -> OpenApiRouter<ApiContext> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
 }
 
 /// The token's audit view: never the token, never its hash.
@@ -24,24 +25,12 @@ fn view(t: &PartnerToken) -> Value {
             "revoked_at": t.revoked_at })
 }
 
-/// `{"role": "operator"}` or `{"role": "partner", "partner_id", "token_id", "partner"}`:
-/// what a client (the console) needs to know which view to show.
-async fn me(State(ctx): State<ApiContext>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    Ok(Json(match caller {
-        Caller::Operator => json!({ "role": "operator" }),
-        Caller::Partner {
-            partner_id,
-            token_id,
-        } => json!({
-            "role": "partner",
-            "partner_id": partner_id,
-            "token_id": token_id,
-            "partner": Partner::get(&ctx.pool, partner_id).await?,
-        }),
-    }))
-}
-
+/// Create a partner token (shown once); takes no body
+///
 /// 201 with the token itself, shown this once.
+#[utoipa::path(post, path = "/partners/{id}/tokens", tag = "tokens", operation_id = "createToken",
+    params(("id" = Uuid, Path, description = "the partner")),
+    responses((status = 201, description = "Created: the token is in `token`, this once", body = NewToken)))]
 async fn create(
     State(ctx): State<ApiContext>,
     caller: Caller,
@@ -65,18 +54,28 @@ async fn create(
     Ok((StatusCode::CREATED, Json(new)))
 }
 
+/// A partner's tokens (never the tokens themselves)
+#[utoipa::path(get, path = "/partners/{id}/tokens", tag = "tokens", operation_id = "listTokens",
+    params(("id" = Uuid, Path, description = "the partner")),
+    responses((status = 200, description = "Tokens, oldest first", body = Items<PartnerToken>)))]
 async fn list(
     State(ctx): State<ApiContext>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Items<PartnerToken>>, ApiError> {
     let partner_id = path_id(&id, "partner")?;
     Partner::get(&ctx.pool, partner_id).await?;
     let items = PartnerToken::list(&ctx.pool, partner_id).await?;
-    Ok(Json(json!({ "items": items })))
+    Ok(Json(Items { items }))
 }
 
+/// Revoke a partner token at once (revoking it again answers it unchanged)
+///
 /// Revokes at once: the next request with the token is a 401. Revoking a revoked token
 /// answers it unchanged (and writes nothing).
+#[utoipa::path(delete, path = "/partners/{id}/tokens/{token_id}", tag = "tokens",
+    operation_id = "revokeToken",
+    params(("id" = Uuid, Path, description = "the partner"), ("token_id" = Uuid, Path, description = "the token")),
+    responses((status = 200, description = "The revoked token", body = PartnerToken)))]
 async fn revoke(
     State(ctx): State<ApiContext>,
     caller: Caller,

@@ -28,12 +28,12 @@ wire_enum!(Method, "method", {
 
 /// Whether an endpoint receives a proposal's callbacks strictly in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Ordering {
+pub enum DeliveryOrder {
     None,
     PerProposal,
 }
 
-wire_enum!(Ordering, "ordering", {
+wire_enum!(DeliveryOrder, "ordering", {
     None => "none",
     PerProposal => "per_proposal",
 });

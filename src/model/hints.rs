@@ -100,7 +100,7 @@ pub fn hint(kind: &str, lang: Lang) -> Option<&'static str> {
 }
 
 /// A hint in both languages, as the API answers it: `{"en": "...", "pt": "..."}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Hint {
     pub en: &'static str,
     pub pt: &'static str,

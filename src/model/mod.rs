@@ -6,14 +6,16 @@ mod endpoint;
 mod event;
 pub mod hints;
 mod notification;
+mod schema;
 mod status;
 mod text;
 mod trace;
 
 pub use delivery::{DeliveryState, ErrorKind, Trigger};
-pub use endpoint::{Environment, Method, Ordering, Signing, validate_url_shape};
+pub use endpoint::{DeliveryOrder, Environment, Method, Signing, validate_url_shape};
 pub use event::EventType;
 pub use notification::NewNotification;
+pub use schema::AuthSchema;
 pub use status::ProposalStatus;
 pub use text::{text_from_bytes, text_from_str};
 pub use trace::TraceParent;
@@ -35,7 +37,7 @@ impl ValidationError {
     }
 }
 
-/// Implements `as_str`, `Display`, `FromStr` and serde for a fieldless enum whose wire
+/// Implements `as_str`, `Display`, `FromStr`, serde and the OpenAPI schema for a fieldless enum whose wire
 /// names are fixed strings, so each enum states its names once.
 macro_rules! wire_enum {
     ($ty:ident, $what:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
@@ -79,6 +81,18 @@ macro_rules! wire_enum {
                 s.serialize_str(self.as_str())
             }
         }
+
+        /// A string with the wire names as its `enum`, named after the type.
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($name),+]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $ty {}
 
         impl<'de> serde::Deserialize<'de> for $ty {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -8,7 +8,9 @@ use super::{Environment, EventType, ProposalStatus, ValidationError, catalog};
 
 const MAX_IDENTIFIER_LEN: usize = 200;
 
-#[derive(Debug, Deserialize)]
+/// proposal.status needs proposal and status (body optional); every other event type needs
+/// a body and takes no proposal, status or identifier.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNotification {
     pub partner_id: Uuid,
@@ -17,16 +19,21 @@ pub struct NewNotification {
     #[serde(default)]
     pub proposal: Option<Uuid>,
     #[serde(default)]
+    #[schema(value_type = Option<u8>, minimum = 0, maximum = 11)]
     pub status: Option<ProposalStatus>,
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub identifier: Option<String>,
-    /// Kept as the exact text received, so the partner gets the keys in the same order.
+    /// A JSON object. Kept as the exact text received, so the partner gets the keys in the
+    /// same order.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub body: Option<Box<RawValue>>,
     /// The request's W3C `traceparent`, when it carried a valid one: stored with the
     /// notification so its attempts can link to the platform's trace. Not part of the body,
     /// nor of the Idempotency-Key fingerprint (a retry is the same request whatever its trace).
     #[serde(skip)]
+    #[schema(ignore)]
     pub traceparent: Option<String>,
 }
 

@@ -25,7 +25,8 @@ pub struct AuditEntry {
     pub after: Option<Value>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// One change to a partner, endpoint or token, written in the change's transaction.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub id: i64,
     pub at: DateTime<Utc>,

@@ -11,13 +11,15 @@ use super::{Cursor, Result, StoreError};
 use crate::model::{DeliveryState, Environment, EventType, Trigger};
 use crate::store::{Db, db};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Delivery {
     pub id: Uuid,
     pub notification_id: Uuid,
     pub partner_id: Uuid,
     pub endpoint_id: Uuid,
+    #[schema(value_type = crate::model::Environment)]
     pub environment: String,
+    #[schema(value_type = crate::model::EventType)]
     pub event_type: String,
     pub proposal: Option<Uuid>,
     pub status: Option<i16>,
@@ -43,7 +45,7 @@ pub struct Delivery {
     pub trigger: Trigger,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Attempt {
     pub series: i32,
     pub attempt: i32,
@@ -63,7 +65,7 @@ pub struct Attempt {
     pub response_body_lossy: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub delivery: Delivery,

@@ -9,12 +9,14 @@ use super::Result;
 use crate::model::ErrorKind;
 use crate::store::{Db, db};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = EndpointTestRecord)]
 pub struct EndpointTest {
     /// Also the `X-Callback-Id` the test request carried.
     pub id: Uuid,
     pub endpoint_id: Uuid,
     pub partner_id: Uuid,
+    #[schema(value_type = crate::model::EventType)]
     pub event_type: String,
     /// `operator` or `partner:<partner id>`
     pub actor: String,

@@ -6,11 +6,11 @@ use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{EndpointHealth, Result, StoreError};
-use crate::model::{Environment, Method, Ordering};
+use crate::model::{DeliveryOrder, Environment, Method};
 use crate::store::{Db, db};
 
 /// An endpoint as the API shows it: the auth object only as its public view.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Endpoint {
     pub id: Uuid,
     pub partner_id: Uuid,
@@ -19,15 +19,19 @@ pub struct Endpoint {
     pub url: String,
     #[sqlx(try_from = "String")]
     pub method: Method,
+    #[schema(value_type = Vec<crate::model::EventType>)]
     pub event_types: Vec<String>,
     #[sqlx(try_from = "String")]
-    pub ordering: Ordering,
+    pub ordering: DeliveryOrder,
+    /// The type and non-secret fields only.
     #[sqlx(rename = "auth_public")]
+    #[schema(value_type = crate::model::AuthSchema)]
     pub auth: serde_json::Value,
     pub timeout_ms: i32,
     pub max_attempts: i32,
     pub enabled: bool,
     /// `standard_webhooks` when requests are signed, else `none`.
+    #[schema(value_type = crate::model::Signing)]
     pub signing: String,
     /// Replay the dead deliveries of the last `auto_replay_window_s` once it answers 2xx.
     pub auto_replay_dead_on_recovery: bool,
@@ -61,7 +65,7 @@ pub struct EndpointRecord {
     pub url: String,
     pub method: Method,
     pub event_types: Vec<String>,
-    pub ordering: Ordering,
+    pub ordering: DeliveryOrder,
     pub signing: SigningChange,
     pub auth_type: String,
     pub auth_public: serde_json::Value,
@@ -193,7 +197,7 @@ impl Endpoint {
             .fetch_optional(&mut *conn)
             .await?
             .ok_or(StoreError::NotFound("endpoint"))?;
-        if r.ordering == Ordering::None {
+        if r.ordering == DeliveryOrder::None {
             // The endpoint's current setting governs: nothing of it waits for a predecessor.
             super::queue::transitions::unorder(&mut *conn, r.id).await?;
         }

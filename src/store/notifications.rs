@@ -8,7 +8,7 @@ use crate::model::{DeliveryState, NewNotification, ProposalStatus};
 use crate::store::{Db, db};
 
 /// A delivery as listed inside an enqueue answer or a notification.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct DeliveryRef {
     pub id: Uuid,
     pub endpoint_id: Uuid,
@@ -16,11 +16,13 @@ pub struct DeliveryRef {
     pub state: DeliveryState,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Notification {
     pub id: Uuid,
     pub partner_id: Uuid,
+    #[schema(value_type = crate::model::Environment)]
     pub environment: String,
+    #[schema(value_type = crate::model::EventType)]
     pub event_type: String,
     pub proposal: Option<Uuid>,
     pub status: Option<i16>,
@@ -29,7 +31,9 @@ pub struct Notification {
     /// The NomeEvento of a schedule event, the description of a banking event.
     pub event_name: Option<String>,
     pub identifier: Option<String>,
+    /// The body as it was enqueued (absent: null).
     #[sqlx(try_from = "Option<String>")]
+    #[schema(value_type = Option<Object>)]
     pub body: JsonText,
     pub created_at: DateTime<Utc>,
     #[sqlx(skip)]
@@ -60,7 +64,7 @@ pub(crate) fn status_name(status: Option<i16>) -> Option<&'static str> {
 }
 
 /// The answer to one enqueue: `{"id", "deliveries"}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Enqueued {
     pub id: Uuid,
     pub deliveries: Vec<DeliveryRef>,

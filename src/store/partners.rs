@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{Result, StoreError};
 use crate::store::{Db, db};
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Partner {
     pub id: Uuid,
     pub name: String,

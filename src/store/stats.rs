@@ -10,7 +10,7 @@ use super::Result;
 use crate::store::{Db, db};
 
 /// The attempts of one time bucket, by outcome.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AttemptBucket {
     /// The bucket's start.
     pub t: DateTime<Utc>,
@@ -20,7 +20,7 @@ pub struct AttemptBucket {
 }
 
 /// One endpoint's attempts over the window.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, utoipa::ToSchema)]
 pub struct EndpointAttempts {
     pub endpoint_id: Uuid,
     pub partner_id: Uuid,

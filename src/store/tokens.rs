@@ -15,10 +15,11 @@ use crate::store::{Db, db};
 pub const TOKEN_PREFIX: &str = "cbk_";
 
 /// A token as lists show it: never the token itself.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct PartnerToken {
     pub id: Uuid,
     pub partner_id: Uuid,
+    /// `cbk_` and the part before the second `_`: names the token without revealing it.
     pub prefix: String,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -26,10 +27,12 @@ pub struct PartnerToken {
 }
 
 /// A token just made: the only time `token` exists outside the caller's hands.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = NewPartnerToken)]
 pub struct NewToken {
     #[serde(flatten)]
     pub record: PartnerToken,
+    /// The token itself, shown this once (callbackd keeps only its SHA-256).
     pub token: String,
 }
 
