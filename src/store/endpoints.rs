@@ -131,6 +131,13 @@ const RETURNING: &str = "id, partner_id, environment, url, method, event_types, 
                          rate_limit_per_s, statuses, schedule_types, propagate_trace_context, \
                          created_at, updated_at";
 
+/// The live endpoint with id `$1`; [`Endpoint::lock`] adds `FOR UPDATE`.
+const BY_ID: &str = const_format::concatcp!(
+    "SELECT ",
+    RETURNING,
+    " FROM endpoints WHERE id = $1 AND deleted_at IS NULL"
+);
+
 impl Endpoint {
     pub async fn insert(db: impl PgExecutor<'_>, r: &EndpointRecord) -> Result<Endpoint> {
         let query = db::query_as(const_format::concatcp!(
@@ -211,29 +218,21 @@ impl Endpoint {
     }
 
     pub async fn get(pool: &Db, id: Uuid) -> Result<Endpoint> {
-        db::query_as(const_format::concatcp!(
-            "SELECT ",
-            RETURNING,
-            " FROM endpoints WHERE id = $1 AND deleted_at IS NULL"
-        ))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(StoreError::NotFound("endpoint"))
+        db::query_as(BY_ID)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .ok_or(StoreError::NotFound("endpoint"))
     }
 
     /// The endpoint, its row locked until `tx` ends (so that an audited change records
     /// exactly what it replaced).
     pub async fn lock(tx: &mut PgConnection, id: Uuid) -> Result<Endpoint> {
-        db::query_as(const_format::concatcp!(
-            "SELECT ",
-            RETURNING,
-            " FROM endpoints WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
-        ))
-        .bind(id)
-        .fetch_optional(tx)
-        .await?
-        .ok_or(StoreError::NotFound("endpoint"))
+        db::query_as(const_format::concatcp!(BY_ID, " FOR UPDATE"))
+            .bind(id)
+            .fetch_optional(tx)
+            .await?
+            .ok_or(StoreError::NotFound("endpoint"))
     }
 
     /// The sealed auth object and Standard Webhooks keys of a live endpoint.
