@@ -103,13 +103,20 @@ impl SigningChange {
 }
 
 impl EndpointRecord {
-    /// Binds the settings both the insert and the update write, in one order: the next eleven
-    /// parameters (timeout through trace propagation), so the two statements cannot drift.
-    fn bind_settings<'q, O>(
+    /// Binds what both the insert and the update write, in one order: the next eighteen
+    /// parameters (environment through trace propagation), so the two statements cannot drift.
+    fn bind_fields<'q, O>(
         &'q self,
         query: QueryAs<'q, Postgres, O, PgArguments>,
     ) -> QueryAs<'q, Postgres, O, PgArguments> {
         query
+            .bind(self.environment.as_str())
+            .bind(&self.url)
+            .bind(self.method.as_str())
+            .bind(&self.event_types)
+            .bind(&self.auth_type)
+            .bind(&self.auth_public)
+            .bind(&self.auth_sealed)
             .bind(self.timeout_ms)
             .bind(self.max_attempts)
             .bind(self.enabled)
@@ -152,15 +159,8 @@ impl Endpoint {
             RETURNING
         ))
         .bind(r.id)
-        .bind(r.partner_id)
-        .bind(r.environment.as_str())
-        .bind(&r.url)
-        .bind(r.method.as_str())
-        .bind(&r.event_types)
-        .bind(&r.auth_type)
-        .bind(&r.auth_public)
-        .bind(&r.auth_sealed);
-        r.bind_settings(query)
+        .bind(r.partner_id);
+        r.bind_fields(query)
             .fetch_optional(db)
             .await?
             .ok_or(StoreError::NotFound("partner"))
@@ -171,9 +171,9 @@ impl Endpoint {
     pub async fn update(conn: &mut PgConnection, r: &EndpointRecord) -> Result<Endpoint> {
         let query = db::query_as(const_format::concatcp!(
             "UPDATE endpoints SET environment = $2, url = $3, method = $4, event_types = $5,
-                 auth_type = CASE WHEN length($7) > 0 THEN $6 ELSE auth_type END,
-                 auth_public = CASE WHEN length($7) > 0 THEN $8 ELSE auth_public END,
-                 auth_sealed = CASE WHEN length($7) > 0 THEN $7 ELSE auth_sealed END,
+                 auth_type = CASE WHEN length($8) > 0 THEN $6 ELSE auth_type END,
+                 auth_public = CASE WHEN length($8) > 0 THEN $7 ELSE auth_public END,
+                 auth_sealed = CASE WHEN length($8) > 0 THEN $8 ELSE auth_sealed END,
                  timeout_ms = $9, max_attempts = $10, enabled = $11, ordering = $12,
                  signing_sealed = CASE $20 WHEN 'keep' THEN signing_sealed
                                            WHEN 'set' THEN $13 END,
@@ -186,16 +186,9 @@ impl Endpoint {
              RETURNING ",
             RETURNING
         ))
-        .bind(r.id)
-        .bind(r.environment.as_str())
-        .bind(&r.url)
-        .bind(r.method.as_str())
-        .bind(&r.event_types)
-        .bind(&r.auth_type)
-        .bind(&r.auth_sealed)
-        .bind(&r.auth_public);
+        .bind(r.id);
         let updated = r
-            .bind_settings(query)
+            .bind_fields(query)
             .bind(r.signing.mode())
             .fetch_optional(&mut *conn)
             .await?
