@@ -17,53 +17,50 @@ pub struct Purged {
 /// refers to any more (with their idempotency keys). Each statement is its own short
 /// transaction; rows another transaction holds are skipped, never waited for.
 pub async fn purge_batch(pool: &Db, days: u32, batch: u32) -> Result<Purged> {
+    let deliveries: i64 = db::query_scalar(
+        "WITH victims AS (
+             SELECT id FROM deliveries
+             WHERE state IN ('delivered', 'canceled')
+               AND updated_at < now() - make_interval(days => $1)
+             ORDER BY updated_at
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED
+         ),
+         attempts AS (
+             DELETE FROM delivery_attempts a USING victims v WHERE a.delivery_id = v.id
+         ),
+         gone AS (
+             DELETE FROM deliveries d USING victims v WHERE d.id = v.id RETURNING d.id
+         )
+         SELECT count(*) FROM gone",
+    )
+    .bind(days as i32)
+    .bind(i64::from(batch))
+    .fetch_one(pool)
+    .await?;
+    let notifications: i64 = db::query_scalar(
+        "WITH victims AS (
+             SELECT n.id FROM notifications n
+             WHERE n.created_at < now() - make_interval(days => $1)
+               AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)
+             ORDER BY n.created_at
+             LIMIT $2
+             FOR UPDATE SKIP LOCKED
+         ),
+         keys AS (
+             DELETE FROM idempotency_keys k USING victims v WHERE k.notification_id = v.id
+         ),
+         gone AS (
+             DELETE FROM notifications n USING victims v WHERE n.id = v.id RETURNING n.id
+         )
+         SELECT count(*) FROM gone",
+    )
+    .bind(days as i32)
+    .bind(i64::from(batch))
+    .fetch_one(pool)
+    .await?;
     Ok(Purged {
-        deliveries: purge(pool, DELIVERIES, days, batch).await?,
-        notifications: purge(pool, NOTIFICATIONS, days, batch).await?,
+        deliveries: deliveries as u64,
+        notifications: notifications as u64,
     })
 }
-
-/// Runs one purge statement: `$1` is the age in days, `$2` the batch size, and it answers
-/// how many rows it deleted.
-async fn purge(pool: &Db, statement: &'static str, days: u32, batch: u32) -> Result<u64> {
-    let deleted: i64 = db::query_scalar(statement)
-        .bind(days as i32)
-        .bind(i64::from(batch))
-        .fetch_one(pool)
-        .await?;
-    Ok(deleted as u64)
-}
-
-/// Finished deliveries, oldest first, with their attempt logs.
-const DELIVERIES: &str = "WITH victims AS (
-         SELECT id FROM deliveries
-         WHERE state IN ('delivered', 'canceled')
-           AND updated_at < now() - make_interval(days => $1)
-         ORDER BY updated_at
-         LIMIT $2
-         FOR UPDATE SKIP LOCKED
-     ),
-     attempts AS (
-         DELETE FROM delivery_attempts a USING victims v WHERE a.delivery_id = v.id
-     ),
-     gone AS (
-         DELETE FROM deliveries d USING victims v WHERE d.id = v.id RETURNING d.id
-     )
-     SELECT count(*) FROM gone";
-
-/// Notifications no delivery refers to any more, oldest first, with their idempotency keys.
-const NOTIFICATIONS: &str = "WITH victims AS (
-         SELECT n.id FROM notifications n
-         WHERE n.created_at < now() - make_interval(days => $1)
-           AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)
-         ORDER BY n.created_at
-         LIMIT $2
-         FOR UPDATE SKIP LOCKED
-     ),
-     keys AS (
-         DELETE FROM idempotency_keys k USING victims v WHERE k.notification_id = v.id
-     ),
-     gone AS (
-         DELETE FROM notifications n USING victims v WHERE n.id = v.id RETURNING n.id
-     )
-     SELECT count(*) FROM gone";
