@@ -114,7 +114,16 @@ impl AlertBook {
             .is_none_or(|t| now.duration_since(*t) >= self.min_interval)
     }
 
-    fn alert(e: &EndpointBook, id: Uuid, kind: AlertKind, count: Option<u64>) -> Alert {
+    /// The alert of `kind` about endpoint `id`, noted as sent at `now` (the rate limit
+    /// counts from there).
+    fn send(
+        e: &mut EndpointBook,
+        id: Uuid,
+        kind: AlertKind,
+        count: Option<u64>,
+        now: Instant,
+    ) -> Alert {
+        e.last_sent.insert(kind, now);
         Alert {
             kind,
             at: Utc::now(),
@@ -137,13 +146,13 @@ impl AlertBook {
             Next::Delivered => {
                 if e.alerted {
                     if self.allowed(&e, AlertKind::EndpointRecovered, now) {
-                        out.push(Self::alert(
-                            &e,
+                        out.push(Self::send(
+                            &mut e,
                             o.endpoint_id,
                             AlertKind::EndpointRecovered,
                             None,
+                            now,
                         ));
-                        e.last_sent.insert(AlertKind::EndpointRecovered, now);
                     }
                     e.alerted = false;
                 }
@@ -154,13 +163,13 @@ impl AlertBook {
                 e.last_error = o.error.clone();
                 e.last_error_kind = o.error_kind;
                 if e.streak == threshold && self.allowed(&e, AlertKind::EndpointFailing, now) {
-                    out.push(Self::alert(
-                        &e,
+                    out.push(Self::send(
+                        &mut e,
                         o.endpoint_id,
                         AlertKind::EndpointFailing,
                         None,
+                        now,
                     ));
-                    e.last_sent.insert(AlertKind::EndpointFailing, now);
                     e.alerted = true;
                 }
                 if o.next == Next::Dead {
@@ -185,13 +194,8 @@ impl AlertBook {
         let mut out = Vec::new();
         for (id, e) in self.endpoints.iter_mut() {
             if e.flush_at.is_some_and(|t| t <= now) && e.dead_pending > 0 {
-                out.push(Self::alert(
-                    e,
-                    *id,
-                    AlertKind::DeliveriesDead,
-                    Some(e.dead_pending),
-                ));
-                e.last_sent.insert(AlertKind::DeliveriesDead, now);
+                let count = Some(e.dead_pending);
+                out.push(Self::send(e, *id, AlertKind::DeliveriesDead, count, now));
                 e.dead_pending = 0;
                 e.flush_at = None;
                 e.alerted = true;

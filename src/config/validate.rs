@@ -5,15 +5,7 @@ use super::{ConfigError, PoolMode, Settings};
 
 impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key, message: &str| {
-            Err(ConfigError::Invalid {
-                key,
-                message: message.to_string(),
-            })
-        };
-        if self.retry_base_ms == 0 {
-            return invalid("retry_base_ms", "must be at least 1");
-        }
+        at_least("retry_base_ms", self.retry_base_ms, 1)?;
         if self.retry_max_ms < self.retry_base_ms {
             return invalid("retry_max_ms", "must not be below retry_base_ms");
         }
@@ -25,42 +17,41 @@ impl Settings {
         if self.lease_ms > 86_400_000 {
             return invalid("lease_ms", "must be at most one day (86400000)");
         }
-        if self.max_attempts == 0 || self.max_attempts > 100 {
-            return invalid("max_attempts", "must be between 1 and 100");
-        }
-        if self.worker_concurrency == 0 {
-            return invalid("worker_concurrency", "must be at least 1");
-        }
-        if self.endpoint_concurrency == 0 || self.endpoint_concurrency > 10_000 {
-            return invalid("endpoint_concurrency", "must be between 1 and 10000");
-        }
-        if self.claim_batch == 0 || self.claim_batch > 10_000 {
-            return invalid("claim_batch", "must be between 1 and 10000");
-        }
-        if self.endpoint_timeout_ms == 0 {
-            return invalid("endpoint_timeout_ms", "must be at least 1");
-        }
+        between("max_attempts", u64::from(self.max_attempts), 1, 100)?;
+        at_least("worker_concurrency", self.worker_concurrency as u64, 1)?;
+        between(
+            "endpoint_concurrency",
+            self.endpoint_concurrency as u64,
+            1,
+            10_000,
+        )?;
+        between("claim_batch", self.claim_batch as u64, 1, 10_000)?;
+        at_least("endpoint_timeout_ms", self.endpoint_timeout_ms, 1)?;
         if self.lease_ms <= self.endpoint_timeout_ms {
             return invalid(
                 "lease_ms",
                 "must exceed endpoint_timeout_ms (a lease must outlive the request it covers)",
             );
         }
-        if self.poll_interval_ms == 0 {
-            return invalid("poll_interval_ms", "must be at least 1");
-        }
-        if self.retention_interval_s == 0 {
-            return invalid("retention_interval_s", "must be at least 1");
-        }
-        if self.retention_batch == 0 || self.retention_batch > 100_000 {
-            return invalid("retention_batch", "must be between 1 and 100000");
-        }
-        if self.auto_replay_per_second == 0 || self.auto_replay_per_second > 10_000 {
-            return invalid("auto_replay_per_second", "must be between 1 and 10000");
-        }
-        if self.alerts_failure_streak == 0 {
-            return invalid("alerts_failure_streak", "must be at least 1");
-        }
+        at_least("poll_interval_ms", self.poll_interval_ms, 1)?;
+        at_least("retention_interval_s", self.retention_interval_s, 1)?;
+        between(
+            "retention_batch",
+            u64::from(self.retention_batch),
+            1,
+            100_000,
+        )?;
+        between(
+            "auto_replay_per_second",
+            u64::from(self.auto_replay_per_second),
+            1,
+            10_000,
+        )?;
+        at_least(
+            "alerts_failure_streak",
+            u64::from(self.alerts_failure_streak),
+            1,
+        )?;
         if !self.alerts_webhook_url.is_empty() {
             match url::Url::parse(&self.alerts_webhook_url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => {}
@@ -86,9 +77,11 @@ impl Settings {
                 "must be between 0 (never) and 1000000000",
             );
         }
-        if self.database_max_connections < 2 {
-            return invalid("database_max_connections", "must be at least 2");
-        }
+        at_least(
+            "database_max_connections",
+            u64::from(self.database_max_connections),
+            2,
+        )?;
         crate::store::hosts::parse(&self.database_url).map_err(|e| ConfigError::Invalid {
             key: "database_url",
             message: e.to_string(),
@@ -111,4 +104,27 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> Result<(), ConfigError> {
+    Err(ConfigError::Invalid {
+        key,
+        message: message.into(),
+    })
+}
+
+/// Refuses `value` of `key` below `min`.
+fn at_least(key: &'static str, value: u64, min: u64) -> Result<(), ConfigError> {
+    if value < min {
+        return invalid(key, format!("must be at least {min}"));
+    }
+    Ok(())
+}
+
+/// Refuses `value` of `key` outside `min..=max`.
+fn between(key: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if !(min..=max).contains(&value) {
+        return invalid(key, format!("must be between {min} and {max}"));
+    }
+    Ok(())
 }

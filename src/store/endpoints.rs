@@ -107,13 +107,20 @@ impl SigningChange {
 }
 
 impl EndpointRecord {
-    /// Binds the settings both the insert and the update write, in one order: the next eleven
-    /// parameters (timeout through trace propagation), so the two statements cannot drift.
-    fn bind_settings<'q, O>(
+    /// Binds what both the insert and the update write, in one order: the next eighteen
+    /// parameters (environment through trace propagation), so the two statements cannot drift.
+    fn bind_fields<'q, O>(
         &'q self,
         query: QueryAs<'q, Postgres, O, PgArguments>,
     ) -> QueryAs<'q, Postgres, O, PgArguments> {
         query
+            .bind(self.environment.as_str())
+            .bind(&self.url)
+            .bind(self.method.as_str())
+            .bind(&self.event_types)
+            .bind(&self.auth_type)
+            .bind(&self.auth_public)
+            .bind(&self.auth_sealed)
             .bind(self.timeout_ms)
             .bind(self.max_attempts)
             .bind(self.enabled)
@@ -135,6 +142,13 @@ const RETURNING: &str = "id, partner_id, environment, url, method, event_types, 
                          rate_limit_per_s, statuses, schedule_types, propagate_trace_context, \
                          created_at, updated_at";
 
+/// The live endpoint with id `$1`; [`Endpoint::lock`] adds `FOR UPDATE`.
+const BY_ID: &str = const_format::concatcp!(
+    "SELECT ",
+    RETURNING,
+    " FROM endpoints WHERE id = $1 AND deleted_at IS NULL"
+);
+
 impl Endpoint {
     pub async fn insert(db: impl PgExecutor<'_>, r: &EndpointRecord) -> Result<Endpoint> {
         let query = db::query_as(const_format::concatcp!(
@@ -149,15 +163,8 @@ impl Endpoint {
             RETURNING
         ))
         .bind(r.id)
-        .bind(r.partner_id)
-        .bind(r.environment.as_str())
-        .bind(&r.url)
-        .bind(r.method.as_str())
-        .bind(&r.event_types)
-        .bind(&r.auth_type)
-        .bind(&r.auth_public)
-        .bind(&r.auth_sealed);
-        r.bind_settings(query)
+        .bind(r.partner_id);
+        r.bind_fields(query)
             .fetch_optional(db)
             .await?
             .ok_or(StoreError::NotFound("partner"))
@@ -168,9 +175,9 @@ impl Endpoint {
     pub async fn update(conn: &mut PgConnection, r: &EndpointRecord) -> Result<Endpoint> {
         let query = db::query_as(const_format::concatcp!(
             "UPDATE endpoints SET environment = $2, url = $3, method = $4, event_types = $5,
-                 auth_type = CASE WHEN length($7) > 0 THEN $6 ELSE auth_type END,
-                 auth_public = CASE WHEN length($7) > 0 THEN $8 ELSE auth_public END,
-                 auth_sealed = CASE WHEN length($7) > 0 THEN $7 ELSE auth_sealed END,
+                 auth_type = CASE WHEN length($8) > 0 THEN $6 ELSE auth_type END,
+                 auth_public = CASE WHEN length($8) > 0 THEN $7 ELSE auth_public END,
+                 auth_sealed = CASE WHEN length($8) > 0 THEN $8 ELSE auth_sealed END,
                  timeout_ms = $9, max_attempts = $10, enabled = $11, ordering = $12,
                  signing_sealed = CASE $20 WHEN 'keep' THEN signing_sealed
                                            WHEN 'set' THEN $13 END,
@@ -183,16 +190,9 @@ impl Endpoint {
              RETURNING ",
             RETURNING
         ))
-        .bind(r.id)
-        .bind(r.environment.as_str())
-        .bind(&r.url)
-        .bind(r.method.as_str())
-        .bind(&r.event_types)
-        .bind(&r.auth_type)
-        .bind(&r.auth_sealed)
-        .bind(&r.auth_public);
+        .bind(r.id);
         let updated = r
-            .bind_settings(query)
+            .bind_fields(query)
             .bind(r.signing.mode())
             .fetch_optional(&mut *conn)
             .await?
@@ -215,29 +215,21 @@ impl Endpoint {
     }
 
     pub async fn get(pool: &Db, id: Uuid) -> Result<Endpoint> {
-        db::query_as(const_format::concatcp!(
-            "SELECT ",
-            RETURNING,
-            " FROM endpoints WHERE id = $1 AND deleted_at IS NULL"
-        ))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(StoreError::NotFound("endpoint"))
+        db::query_as(BY_ID)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .ok_or(StoreError::NotFound("endpoint"))
     }
 
     /// The endpoint, its row locked until `tx` ends (so that an audited change records
     /// exactly what it replaced).
     pub async fn lock(tx: &mut PgConnection, id: Uuid) -> Result<Endpoint> {
-        db::query_as(const_format::concatcp!(
-            "SELECT ",
-            RETURNING,
-            " FROM endpoints WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
-        ))
-        .bind(id)
-        .fetch_optional(tx)
-        .await?
-        .ok_or(StoreError::NotFound("endpoint"))
+        db::query_as(const_format::concatcp!(BY_ID, " FOR UPDATE"))
+            .bind(id)
+            .fetch_optional(tx)
+            .await?
+            .ok_or(StoreError::NotFound("endpoint"))
     }
 
     /// The sealed auth object and Standard Webhooks keys of a live endpoint.

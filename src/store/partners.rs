@@ -18,6 +18,13 @@ pub struct Partner {
 
 const COLUMNS: &str = "id, name, production_requires_https, created_at, updated_at";
 
+/// The live partner with id `$1`; [`Partner::lock`] adds `FOR UPDATE`.
+const BY_ID: &str = const_format::concatcp!(
+    "SELECT ",
+    COLUMNS,
+    " FROM partners WHERE id = $1 AND deleted_at IS NULL"
+);
+
 impl Partner {
     pub async fn create(db: impl PgExecutor<'_>, name: &str) -> Result<Partner> {
         Ok(db::query_as(const_format::concatcp!(
@@ -40,29 +47,21 @@ impl Partner {
     }
 
     pub async fn get(db: impl PgExecutor<'_>, id: Uuid) -> Result<Partner> {
-        db::query_as(const_format::concatcp!(
-            "SELECT ",
-            COLUMNS,
-            " FROM partners WHERE id = $1 AND deleted_at IS NULL"
-        ))
-        .bind(id)
-        .fetch_optional(db)
-        .await?
-        .ok_or(StoreError::NotFound("partner"))
+        db::query_as(BY_ID)
+            .bind(id)
+            .fetch_optional(db)
+            .await?
+            .ok_or(StoreError::NotFound("partner"))
     }
 
     /// The partner, its row locked until `tx` ends (so that an audited change records
     /// exactly what it replaced).
     pub async fn lock(tx: &mut PgConnection, id: Uuid) -> Result<Partner> {
-        db::query_as(const_format::concatcp!(
-            "SELECT ",
-            COLUMNS,
-            " FROM partners WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
-        ))
-        .bind(id)
-        .fetch_optional(tx)
-        .await?
-        .ok_or(StoreError::NotFound("partner"))
+        db::query_as(const_format::concatcp!(BY_ID, " FOR UPDATE"))
+            .bind(id)
+            .fetch_optional(tx)
+            .await?
+            .ok_or(StoreError::NotFound("partner"))
     }
 
     /// Changes the fields given; the others stay.

@@ -252,25 +252,40 @@ mod tests {
             .collect()
     }
 
-    /// AWS SigV4 test suite, `get-vanilla`.
-    #[test]
-    fn aws_test_suite_get_vanilla() {
-        let headers = h(&[
+    /// The headers of the AWS test suite's requests to `example.amazonaws.com`.
+    fn suite_headers() -> Vec<(String, String)> {
+        h(&[
             ("Host", "example.amazonaws.com"),
             ("X-Amz-Date", "20150830T123600Z"),
-        ]);
-        let input = SigningInput {
+        ])
+    }
+
+    /// The request every AWS example signs: `GET /` with an empty body, by `AKIDEXAMPLE`
+    /// in us-east-1 at 2015-08-30T12:36:00Z; the examples differ in query, headers, service.
+    fn example<'a>(
+        query: &'a str,
+        headers: &'a [(String, String)],
+        service: &'a str,
+    ) -> SigningInput<'a> {
+        SigningInput {
             method: "GET",
             path: "/",
-            query: "",
-            headers: &headers,
+            query,
+            headers,
             payload_sha256: EMPTY_SHA256,
             amz_date: "20150830T123600Z",
             access_key_id: "AKIDEXAMPLE",
             secret_access_key: SECRET,
             region: "us-east-1",
-            service: "service",
-        };
+            service,
+        }
+    }
+
+    /// AWS SigV4 test suite, `get-vanilla`.
+    #[test]
+    fn aws_test_suite_get_vanilla() {
+        let headers = suite_headers();
+        let input = example("", &headers, "service");
         assert_eq!(
             canonical_request(&input).0,
             format!(
@@ -294,18 +309,7 @@ mod tests {
             ("Host", "iam.amazonaws.com"),
             ("X-Amz-Date", "20150830T123600Z"),
         ]);
-        let input = SigningInput {
-            method: "GET",
-            path: "/",
-            query: "Action=ListUsers&Version=2010-05-08",
-            headers: &headers,
-            payload_sha256: EMPTY_SHA256,
-            amz_date: "20150830T123600Z",
-            access_key_id: "AKIDEXAMPLE",
-            secret_access_key: SECRET,
-            region: "us-east-1",
-            service: "iam",
-        };
+        let input = example("Action=ListUsers&Version=2010-05-08", &headers, "iam");
         let (creq, _) = canonical_request(&input);
         assert_eq!(
             hex(&Sha256::digest(creq.as_bytes())),
@@ -320,22 +324,8 @@ mod tests {
     /// AWS SigV4 test suite, `get-vanilla-query-order-key-case` and encoding of the path.
     #[test]
     fn query_is_sorted_and_path_encoded() {
-        let headers = h(&[
-            ("Host", "example.amazonaws.com"),
-            ("X-Amz-Date", "20150830T123600Z"),
-        ]);
-        let input = SigningInput {
-            method: "GET",
-            path: "/",
-            query: "Param2=value2&Param1=value1",
-            headers: &headers,
-            payload_sha256: EMPTY_SHA256,
-            amz_date: "20150830T123600Z",
-            access_key_id: "AKIDEXAMPLE",
-            secret_access_key: SECRET,
-            region: "us-east-1",
-            service: "service",
-        };
+        let headers = suite_headers();
+        let input = example("Param2=value2&Param1=value1", &headers, "service");
         assert_eq!(
             sign_v4(&input),
             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature=b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"
