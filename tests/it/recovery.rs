@@ -2,13 +2,14 @@
 //! everywhere, operator alerts. The real application on a fresh database per test, real
 //! receivers on 127.0.0.1.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::support::app::{TestApp, spawn_app, spawn_app_with};
 use crate::support::receiver::{Receiver, Reply};
+use crate::support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -45,11 +46,30 @@ fn series_triggers(d: &Value) -> Vec<(i64, String)> {
     out
 }
 
-async fn wait_until<F: Fn() -> bool>(what: &str, within: Duration, f: F) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+/// Once every endpoint's next recovery pass may start (`auto_replay_next_at` has passed):
+/// the next 2xx starts a pass.
+async fn next_pass_may_start(app: &TestApp) {
+    wait_until("the next recovery pass to be allowed", WAIT, async || {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT coalesce(bool_and(auto_replay_next_at IS NULL OR auto_replay_next_at <= now()),
+                             true) FROM endpoints",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    })
+    .await;
+}
+
+/// A 2xx on `partner`'s endpoint once a recovery pass may start, twice: the first starts a
+/// pass, the second is completed after it.
+async fn pass_after_a_2xx(app: &TestApp, partner: Uuid) {
+    next_pass_may_start(app).await;
+    for _ in 0..2 {
+        app.barrier(json!({"partner_id": partner, "environment": "production",
+                           "event_type": "proposal.status", "proposal": Uuid::new_v4(),
+                           "status": 3}))
+            .await;
     }
 }
 
@@ -189,8 +209,11 @@ async fn dead_deliveries_arrive_without_an_operator_once_the_endpoint_answers_ag
     let span = replayed_at[3].duration_since(replayed_at[0]);
     assert!(span >= Duration::from_millis(900), "too fast: {span:?}");
 
-    // Outside the window, or not opted in: still dead.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Outside the window, or not opted in: still dead, after a pass that would have replayed
+    // them.
+    for p in [partner, other] {
+        pass_after_a_2xx(&app, p).await;
+    }
     assert_eq!(app.delivery(&old).await["state"], "dead");
     assert_eq!(app.delivery(&other_dead).await["state"], "dead");
 }
@@ -260,7 +283,7 @@ async fn an_automatic_replay_that_dies_again_is_not_replayed_again() {
     for _ in 0..3 {
         let ok = enqueue(&app, partner).await;
         app.wait_for_state(&ok, "delivered", WAIT).await;
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        next_pass_may_start(&app).await;
     }
     let d = app.wait_for_state(&id, "dead", WAIT).await;
     assert_eq!(
@@ -413,7 +436,7 @@ async fn one_alert_per_dead_letter_burst_then_one_when_the_endpoint_recovers() {
     for id in &ids {
         app.wait_for_state(id, "dead", WAIT).await;
     }
-    wait_until("the dead-letter alert", WAIT, || {
+    wait_until("the dead-letter alert", WAIT, async || {
         !alerts_of(&alerts, "deliveries.dead").is_empty()
     })
     .await;
@@ -435,8 +458,22 @@ async fn one_alert_per_dead_letter_burst_then_one_when_the_endpoint_recovers() {
         let id = enqueue(&app, partner).await;
         app.wait_for_state(&id, "dead", WAIT).await;
     }
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(alerts_of(&alerts, "deliveries.dead").len(), 1);
+    // Then another endpoint's burst, which begins later: once its alert is out, the burst
+    // window of the held-back deaths has closed too (one alerter, in order).
+    let rx2 = Receiver::start().await;
+    rx2.always(Reply::status(503));
+    let partner2 = app.create_partner("Second").await;
+    let ep2 = endpoint(&app, partner2, &rx2, json!({"max_attempts": 1})).await;
+    let id = enqueue(&app, partner2).await;
+    app.wait_for_state(&id, "dead", WAIT).await;
+    wait_until(
+        "the second endpoint's dead-letter alert",
+        WAIT,
+        async || alerts_of(&alerts, "deliveries.dead").len() == 2,
+    )
+    .await;
+    let dead = alerts_of(&alerts, "deliveries.dead");
+    assert_eq!(dead[1]["endpoint_id"], ep2["id"], "{dead:#?}");
     assert_eq!(alerts_of(&alerts, "endpoint.failing").len(), 1);
 
     // Back up: the first 2xx after the alert says so, once.
@@ -445,18 +482,27 @@ async fn one_alert_per_dead_letter_burst_then_one_when_the_endpoint_recovers() {
         let id = enqueue(&app, partner).await;
         app.wait_for_state(&id, "delivered", WAIT).await;
     }
-    wait_until("the recovery alert", WAIT, || {
+    wait_until("the recovery alert", WAIT, async || {
         !alerts_of(&alerts, "endpoint.recovered").is_empty()
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Then the second endpoint recovers too: once its alert is out, the alerter has long
+    // considered the first endpoint's later 2xx.
+    rx2.always(Reply::status(200));
+    let id = enqueue(&app, partner2).await;
+    app.wait_for_state(&id, "delivered", WAIT).await;
+    wait_until("the second endpoint's recovery alert", WAIT, async || {
+        alerts_of(&alerts, "endpoint.recovered").len() == 2
+    })
+    .await;
     let recovered = alerts_of(&alerts, "endpoint.recovered");
-    assert_eq!(recovered.len(), 1, "{recovered:#?}");
+    assert_eq!(recovered.len(), 2, "{recovered:#?}");
     assert_eq!(recovered[0]["endpoint_id"], ep["id"]);
+    assert_eq!(recovered[1]["endpoint_id"], ep2["id"]);
     assert_eq!(
         alerts.requests().len(),
-        3,
-        "one POST per alert, never retried"
+        3 + 2,
+        "one POST per alert (and the second endpoint's two), never retried"
     );
 
     // Alerts are not deliveries.
@@ -466,5 +512,9 @@ async fn one_alert_per_dead_letter_burst_then_one_when_the_endpoint_recovers() {
     .fetch_one(&app.pool)
     .await
     .unwrap();
-    assert_eq!((deliveries, notifications), (10, 10));
+    assert_eq!(
+        (deliveries, notifications),
+        (12, 12),
+        "10, and the second endpoint's 2"
+    );
 }

@@ -185,7 +185,7 @@ async fn deleting_an_endpoint_cancels_its_pending_deliveries() {
         .await;
     assert_eq!(d["last_error"], "endpoint deleted");
     let seen = rx.requests().len();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.barrier_elsewhere().await;
     assert_eq!(rx.requests().len(), seen, "never called again");
 }
 

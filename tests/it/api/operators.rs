@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::support::app::{TestApp, spawn_app};
 use crate::support::receiver::{Receiver, Reply};
+use crate::support::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -100,7 +101,23 @@ async fn a_disabled_endpoint_holds_its_deliveries_and_enabling_sends_them() {
                         "event_type": "proposal.status", "proposal": Uuid::new_v4(), "status": 10}))
         .await;
     assert_eq!(n["deliveries"], json!([]));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Its retry comes due; then another partner's delivery, enqueued later, is sent: the
+    // worker has claimed past the held one, which it would have sent first if it could.
+    let due = wait_until("the first attempt's outcome", WAIT, async || {
+        let d = app.delivery(&id).await;
+        if d["attempts"] == 1 {
+            Ok(d["next_attempt_at"].clone())
+        } else {
+            Err(d)
+        }
+    })
+    .await;
+    let due = chrono::DateTime::parse_from_rfc3339(due.as_str().unwrap()).unwrap();
+    wait_until("the held retry to come due", WAIT, async || {
+        chrono::Utc::now() > due
+    })
+    .await;
+    app.barrier_elsewhere().await;
     let d = app.delivery(&id).await;
     assert_eq!(d["state"], "pending");
     assert_eq!(

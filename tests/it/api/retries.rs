@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::support::app::{TestApp, spawn_app, spawn_app_with};
 use crate::support::receiver::{Receiver, Reply};
+use crate::support::wait::wait_until;
 
 const PROPOSAL: &str = "0b9c7a62-5d4e-4f3a-8b2c-1d0e9f8a7b6c";
 const WAIT: Duration = Duration::from_secs(15);
@@ -24,6 +25,19 @@ async fn one_delivery(app: &TestApp, rx: &Receiver, extra: Value) -> String {
                         "event_type": "proposal.status", "proposal": PROPOSAL, "status": 3}))
         .await;
     n["deliveries"][0]["id"].as_str().unwrap().to_string()
+}
+
+/// The delivery once its first attempt is in its log.
+async fn first_attempt_logged(app: &TestApp, id: &str) -> Value {
+    wait_until(&format!("the first attempt of {id}"), WAIT, async || {
+        let d = app.delivery(id).await;
+        if d["attempt_log"].as_array().unwrap().len() == 1 {
+            Ok(d)
+        } else {
+            Err(d)
+        }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -82,7 +96,7 @@ async fn always_failing_ends_dead_after_max_attempts_and_replay_starts_a_new_ser
     let id = one_delivery(&app, &rx, json!({"max_attempts": 4})).await;
 
     let d = app.wait_for_state(&id, "dead", WAIT).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    app.barrier_elsewhere().await;
     assert_eq!(
         rx.requests().len(),
         4,
@@ -179,13 +193,7 @@ async fn cancel_stops_a_pending_delivery() {
     let id = one_delivery(&app, &rx, json!({})).await;
     rx.wait_for(1, WAIT).await;
     // Now waiting a minute for its second attempt.
-    let d = loop {
-        let d = app.delivery(&id).await;
-        if d["attempt_log"].as_array().unwrap().len() == 1 {
-            break d;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let d = first_attempt_logged(&app, &id).await;
     assert_eq!(d["state"], "pending");
     let r = app
         .post(&format!("/v1/deliveries/{id}/cancel"), &json!({}))
@@ -216,13 +224,7 @@ async fn retry_after_out_of_range_is_clamped_to_the_retry_cap() {
     }
     // Both first attempts before either retry (which comes CAP_MS later).
     for (value, _, id) in &started {
-        let d = loop {
-            let d = app.delivery(id).await;
-            if d["attempt_log"].as_array().unwrap().len() == 1 {
-                break d;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let d = first_attempt_logged(&app, id).await;
         assert_eq!(d["state"], "pending", "{value}: {d:#}");
         let at = |v: &Value| {
             chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())

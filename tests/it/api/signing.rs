@@ -102,6 +102,7 @@ async fn signed_requests_verify_and_rotation_signs_with_both_secrets_for_the_gra
     );
     assert!(verify(second_secret, &got[1]) && verify(&first_secret, &got[1]));
 
+    // The grace period (1 s) is the subject: a clock that must run out, not an event.
     tokio::time::sleep(Duration::from_millis(1200)).await;
     app.enqueue(notify).await;
     let got = rx.wait_for(3, Duration::from_secs(10)).await;

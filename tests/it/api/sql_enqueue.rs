@@ -31,13 +31,13 @@ async fn a_rolled_back_transaction_leaves_no_callback_and_a_committed_one_is_del
         .await
         .unwrap();
     tx.rollback().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(rx.requests().is_empty());
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications")
         .fetch_one(&app.pool)
         .await
         .unwrap();
     assert_eq!(n, 0);
+    app.barrier_elsewhere().await;
+    assert!(rx.requests().is_empty());
 
     let mut tx = app.pool.begin().await.unwrap();
     let id: Uuid = sqlx::query_scalar(enqueue)

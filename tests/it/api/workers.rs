@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::support::app::{TestDb, spawn_on};
 use crate::support::receiver::Receiver;
+use crate::support::wait::wait_until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_workers_deliver_each_of_1000_notifications_exactly_once() {
@@ -42,7 +43,34 @@ async fn two_workers_deliver_each_of_1000_notifications_exactly_once() {
     assert_eq!(expected.len(), 1000);
 
     let got = rx.wait_for(1000, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids: HashSet<String> = got
+        .iter()
+        .map(|r| r.header("x-callback-id").unwrap().to_string())
+        .collect();
+    assert_eq!(ids, expected);
+    wait_until(
+        "every outcome recorded",
+        Duration::from_secs(30),
+        async || {
+            let delivered: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'delivered'")
+                    .fetch_one(&api.pool)
+                    .await
+                    .unwrap();
+            delivered == 1000
+        },
+    )
+    .await;
+    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery_attempts")
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1000);
+    // A duplicate would come from a claim of a delivery already sent; deliveries enqueued
+    // after all 1000 were recorded, and sent, put such a claim behind the workers.
+    for _ in 0..2 {
+        api.barrier_elsewhere().await;
+    }
     let got_after = rx.requests();
     assert_eq!(
         got_after.len(),
@@ -50,22 +78,6 @@ async fn two_workers_deliver_each_of_1000_notifications_exactly_once() {
         "no delivery was sent twice (got {})",
         got_after.len()
     );
-    let ids: HashSet<String> = got
-        .iter()
-        .map(|r| r.header("x-callback-id").unwrap().to_string())
-        .collect();
-    assert_eq!(ids, expected);
-    let delivered: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'delivered'")
-            .fetch_one(&api.pool)
-            .await
-            .unwrap();
-    assert_eq!(delivered, 1000);
-    let attempts: i64 = sqlx::query_scalar("SELECT count(*) FROM delivery_attempts")
-        .fetch_one(&api.pool)
-        .await
-        .unwrap();
-    assert_eq!(attempts, 1000);
     w1.stop().await;
     w2.stop().await;
 }

@@ -122,7 +122,7 @@ async fn a_batch_with_bad_items_reports_each_and_writes_nothing() {
     assert_eq!(v["error"]["items"][0]["index"], 49);
     assert_eq!(v["error"]["items"][0]["field"], "environment");
     assert_eq!(app.row_counts().await, before);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.barrier_elsewhere().await;
     assert!(rx.requests().is_empty());
 }
 
@@ -248,6 +248,6 @@ async fn a_refusal_only_the_database_finds_aborts_the_batch_and_names_its_item()
     assert_eq!(items[0]["field"], "identifier");
     assert_eq!(items[0]["message"], "identifier boom is refused");
     assert_eq!(app.row_counts().await, before);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.barrier_elsewhere().await;
     assert!(rx.requests().is_empty());
 }

@@ -592,7 +592,7 @@ async fn every_body_rule_refuses_over_http_naming_the_field_and_writes_nothing()
                      "event_type": "schedule.event"});
     expect_refusal(app.post("/v1/notifications", &req).await, 422, Some("body")).await;
     assert_eq!(app.row_counts().await, before);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.barrier_elsewhere().await;
     assert!(rx.requests().is_empty());
 }
 

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::support::app::{TestApp, TestDb, admin_url, spawn_on};
 use crate::support::process::{self, TOKEN};
 use crate::support::receiver::{Receiver, Reply};
+use crate::support::wait::wait_until;
 
 /// An API-only callbackd in the test process (it migrates the database), a partner and one
 /// POST endpoint at `rx` with `timeout_ms`.
@@ -49,8 +50,7 @@ async fn count(pool: &PgPool, sql: &'static str) -> i64 {
 }
 
 async fn wait_all_delivered(pool: &PgPool, n: i64, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
+    wait_until(&format!("{n} delivered"), within, async || {
         let delivered = sqlx::query_scalar::<_, i64>(
             "SELECT count(*) FROM deliveries WHERE state = 'delivered'",
         )
@@ -58,14 +58,12 @@ async fn wait_all_delivered(pool: &PgPool, n: i64, within: Duration) {
         .await
         .unwrap_or(0);
         if delivered == n {
-            return;
+            Ok(())
+        } else {
+            Err(format!("{delivered} delivered"))
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {delivered} of {n} delivered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
 }
 
 fn received_ids(rx: &Receiver) -> Vec<String> {
@@ -230,13 +228,17 @@ async fn database_connections_cut_during_a_load_nothing_is_lost_and_readyz_tells
     let seen_down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let seen = seen_down.clone();
     let client2 = client.clone();
-    outage(&db.name, Duration::from_secs(4), async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        for _ in 0..3 {
+    const OUTAGE: Duration = Duration::from_secs(4);
+    outage(&db.name, OUTAGE, async move {
+        // Asked again and again while the outage lasts (each answer is bounded by readyz's own
+        // timeout, well under the 5 s the contract allows).
+        let until = Instant::now() + OUTAGE;
+        while Instant::now() < until {
             if readyz(&client2, &readyz_url).await == 503 {
                 seen.store(true, std::sync::atomic::Ordering::SeqCst);
                 break;
             }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     })
     .await;
@@ -250,11 +252,10 @@ async fn database_connections_cut_during_a_load_nothing_is_lost_and_readyz_tells
         "callbackd kept running through the outage:\n{}",
         app.output()
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while readyz(&client, &app.api("/readyz")).await != 200 {
-        assert!(Instant::now() < deadline, "/readyz never recovered");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until("/readyz to recover", Duration::from_secs(20), async || {
+        readyz(&client, &app.api("/readyz")).await == 200
+    })
+    .await;
 
     let pool = PgPool::connect(&db.url).await.unwrap();
     wait_all_delivered(&pool, 150, Duration::from_secs(60)).await;
@@ -425,7 +426,15 @@ async fn three_worker_processes_and_an_api_process_send_each_delivery_once() {
     assert_eq!(expected.len(), 300);
     let pool = PgPool::connect(&db.url).await.unwrap();
     wait_all_delivered(&pool, 300, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every worker stopped the way SIGTERM stops it (its sends in flight finished first): a
+    // duplicate, had there been one, has arrived by now.
+    for w in &workers {
+        w.signal("TERM");
+    }
+    for w in &workers {
+        w.wait_for_output("callbackd stopped", Duration::from_secs(30))
+            .await;
+    }
     let got = received_ids(&rx);
     assert_eq!(got.len(), 300, "one request per successful attempt");
     assert_eq!(got.into_iter().collect::<HashSet<_>>(), expected);

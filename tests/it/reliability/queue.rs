@@ -14,7 +14,7 @@ mod ordering;
 mod rate;
 mod vacuum;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::support::app::TestApp;
 use crate::support::receiver::{Receiver, Recorded};
+pub use crate::support::wait::wait_until;
 
 /// A `proposal.status` notification for `partner` in production.
 fn status_of(partner: Uuid, proposal: Uuid, status: i16) -> Value {
@@ -64,22 +65,6 @@ async fn later_delivery_arrives(app: &TestApp, partner: Uuid) {
     let id = enqueue_status(app, partner, Uuid::new_v4(), 7).await;
     app.wait_for_state(&id, "delivered", Duration::from_secs(30))
         .await;
-}
-
-/// Polls `check` every 20 ms until it returns Some; panics with `what` after `within`.
-async fn wait_until<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Waits until the delivery's attempt log has `n` entries and returns the delivery.

@@ -2,7 +2,7 @@
 //! `error_kind` in the attempt log.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::support::app::{TestApp, spawn_app};
 use crate::support::receiver::{Receiver, Reply};
+use crate::support::wait::wait_until;
 
 /// Registers a POST endpoint at `url` with one attempt only, enqueues one notification and
 /// returns its delivery once dead, with the only attempt.
@@ -126,9 +127,13 @@ async fn a_huge_answer_keeps_4_kib_and_is_not_read_to_the_end() {
     let app = spawn_app().await;
     let written = Arc::new(AtomicUsize::new(0));
     let w = written.clone();
+    // Set when a write fails: callbackd closed the connection.
+    let closed = Arc::new(AtomicBool::new(false));
+    let c = closed.clone();
     const HUGE: usize = 512 * 1024 * 1024;
     let base = raw_server(move |mut socket| {
         let w = w.clone();
+        let c = c.clone();
         async move {
             read_request_head(&mut socket).await;
             let head =
@@ -140,7 +145,7 @@ async fn a_huge_answer_keeps_4_kib_and_is_not_read_to_the_end() {
             while w.load(Ordering::SeqCst) < HUGE {
                 match socket.write_all(&chunk).await {
                     Ok(()) => w.fetch_add(chunk.len(), Ordering::SeqCst),
-                    Err(_) => return,
+                    Err(_) => return c.store(true, Ordering::SeqCst),
                 };
             }
         }
@@ -152,7 +157,12 @@ async fn a_huge_answer_keeps_4_kib_and_is_not_read_to_the_end() {
     let body = attempt["response_body"].as_str().unwrap();
     assert_eq!(body.len(), 4096, "only the first 4 KiB are kept");
     assert!(body.bytes().all(|b| b == b'x'));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until(
+        "callbackd to close the connection",
+        Duration::from_secs(20),
+        async || closed.load(Ordering::SeqCst),
+    )
+    .await;
     let sent = written.load(Ordering::SeqCst);
     assert!(
         sent < 64 * 1024 * 1024,

@@ -78,7 +78,10 @@ async fn a_known_secret_is_in_no_log_line_and_nowhere_in_the_database() {
         .await
         .unwrap();
     assert!(!listing.contains(&canary));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Stopped the way an operator stops it: once it logged its last line, its log is whole.
+    app.signal("TERM");
+    app.wait_for_output("callbackd stopped", Duration::from_secs(30))
+        .await;
 
     // Logs, at debug level.
     let log = app.output();

@@ -1,7 +1,7 @@
 //! Spawns the real application on a fresh PostgreSQL database per test, with a reqwest
 //! client for the API. The database is dropped when the `TestApp` is.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use callbackd::config::Settings;
 use callbackd::startup::{Application, Role};
@@ -10,6 +10,9 @@ use sqlx::{Connection, PgConnection};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+use super::receiver::Receiver;
+use super::wait::wait_until;
 
 /// The server the per-test databases are created on.
 pub fn admin_url() -> String {
@@ -239,18 +242,59 @@ impl TestApp {
 
     /// Polls the delivery until it reaches `state`; panics after `within`.
     pub async fn wait_for_state(&self, id: &str, state: &str, within: Duration) -> Value {
-        let deadline = Instant::now() + within;
-        loop {
-            let d = self.delivery(id).await;
-            if d["state"] == state {
-                return d;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "delivery never became {state}: {d:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until(
+            &format!("delivery {id} to be {state}"),
+            within,
+            async || {
+                let d = self.delivery(id).await;
+                if d["state"] == state { Ok(d) } else { Err(d) }
+            },
+        )
+        .await
+    }
+
+    /// Enqueues `notification` (for one endpoint) and waits until the worker has sent it and
+    /// recorded the attempt: the barrier of a negative assertion. Whatever the worker does
+    /// with work enqueued before this, it has claimed it by now, so "nothing else was sent"
+    /// checked afterwards is checked after the worker passed that point, not after a guess.
+    /// Returns the barrier's delivery id.
+    pub async fn barrier(&self, notification: Value) -> String {
+        let n = self.enqueue(notification).await;
+        let id = n["deliveries"][0]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the barrier makes one delivery: {n}"))
+            .to_string();
+        wait_until(
+            &format!("the barrier delivery {id} to be attempted"),
+            Duration::from_secs(20),
+            async || {
+                let d = self.delivery(&id).await;
+                if d["attempts"].as_i64() >= Some(1) {
+                    Ok(())
+                } else {
+                    Err(d)
+                }
+            },
+        )
+        .await;
+        id
+    }
+
+    /// A barrier (see [`TestApp::barrier`]) on a partner, endpoint and receiver of its own, so
+    /// that the test's receivers and deliveries see nothing of it.
+    pub async fn barrier_elsewhere(&self) {
+        let rx = Receiver::start().await;
+        let partner = self.create_partner("Barrier").await;
+        self.create_endpoint(
+            partner,
+            json!({"environment": "production", "url": format!("{}/barrier", rx.base),
+                   "method": "POST"}),
+        )
+        .await;
+        self.barrier(json!({"partner_id": partner, "environment": "production",
+                            "event_type": "proposal.status", "proposal": Uuid::new_v4(),
+                            "status": 1}))
+            .await;
     }
 
     /// Rows per table, to prove that a refused request wrote nothing.

@@ -8,3 +8,4 @@ pub mod cluster;
 pub mod process;
 pub mod receiver;
 pub mod traffic;
+pub mod wait;

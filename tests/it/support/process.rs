@@ -2,12 +2,13 @@
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::support::app::test_settings;
+use super::app::test_settings;
+use super::wait::wait_until;
 
 pub const TOKEN: &str = "test-operator-token";
 
@@ -96,15 +97,18 @@ impl Proc {
     }
 
     pub async fn wait_for_output(&self, needle: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        while !self.output().contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "never logged {needle:?}:\n{}",
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_until(
+            &format!("the process to log {needle:?}"),
+            within,
+            async || {
+                if self.output().contains(needle) {
+                    Ok(())
+                } else {
+                    Err(self.output())
+                }
+            },
+        )
+        .await
     }
 
     pub fn signal(&self, signal: &str) {

@@ -9,6 +9,8 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use super::wait::wait_until;
+
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub at: Instant,
@@ -144,19 +146,15 @@ impl Receiver {
 
     /// Waits until at least `n` requests arrived; panics after `within`.
     pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Recorded> {
-        let deadline = Instant::now() + within;
-        loop {
+        wait_until(&format!("{n} requests"), within, async || {
             let got = self.requests();
             if got.len() >= n {
-                return got;
+                Ok(got)
+            } else {
+                Err(format!("{} arrived", got.len()))
             }
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {n} requests arrived",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        })
+        .await
     }
 }
 
