@@ -5,13 +5,14 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them).
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::{ClientBuilder, Locator};
 use serde_json::json;
 
 use crate::support::app::spawn_app;
 use crate::support::receiver::{Receiver, Reply};
+use crate::support::wait::wait_until;
 
 struct Driver(Child);
 
@@ -48,22 +49,18 @@ async fn browser(port: u16) -> fantoccini::Client {
                      "--disable-component-update", "--disable-sync", "--window-size=1400,900"]
         }),
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(c) => return c,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("cannot start Chromium through chromedriver: {e}"),
-        }
-    }
+    wait_until(
+        "Chromium to start through chromedriver",
+        Duration::from_secs(20),
+        async || {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+        },
+    )
+    .await
 }
 
 /// Opens the console and connects with `token`.
@@ -154,24 +151,25 @@ async fn the_console_lists_a_dead_delivery_shows_its_attempts_and_replays_it() {
 
     rx.always(Reply::status(200));
     click(&c, Locator::Id("replay")).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (state, series): (String, i32) =
-            sqlx::query_as("SELECT state, series FROM deliveries WHERE id = $1::uuid")
-                .bind(&id)
-                .fetch_one(&app.pool)
-                .await
-                .unwrap();
-        if series == 2 {
-            assert!(state == "pending" || state == "delivered", "{state}");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the Replay click never reached the database"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let state = wait_until(
+        "the Replay click to reach the database",
+        Duration::from_secs(10),
+        async || {
+            let (state, series): (String, i32) =
+                sqlx::query_as("SELECT state, series FROM deliveries WHERE id = $1::uuid")
+                    .bind(&id)
+                    .fetch_one(&app.pool)
+                    .await
+                    .unwrap();
+            if series == 2 {
+                Ok(state)
+            } else {
+                Err((state, series))
+            }
+        },
+    )
+    .await;
+    assert!(state == "pending" || state == "delivered", "{state}");
     app.wait_for_state(&id, "delivered", Duration::from_secs(10))
         .await;
     c.close().await.unwrap();
@@ -418,16 +416,10 @@ async fn the_overview_charts_names_and_bulk_replay_of_the_filter() {
         .unwrap();
     click(&c, Locator::Id("search")).await;
     click(&c, Locator::Id("bulk-replay")).await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let text = loop {
-        match c.get_alert_text().await {
-            Ok(t) => break t,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("no confirmation: {e}"),
-        }
-    };
+    let text = wait_until("the confirmation", Duration::from_secs(10), async || {
+        c.get_alert_text().await
+    })
+    .await;
     assert!(text.contains("Replay 2 dead deliveries"), "{text}");
     c.accept_alert().await.unwrap();
     for id in &dead {

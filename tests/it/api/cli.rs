@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::support::app::{TestApp, spawn_app};
 use crate::support::receiver::{Receiver, Reply};
+use crate::support::wait::wait_until;
 
 fn callbackd(app: &TestApp, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_callbackd"))
@@ -156,18 +157,18 @@ async fn the_demo_delivers_samples_dead_letters_the_flaky_endpoint_and_says_wher
     let demo = sqlx::PgPool::connect(&demo_url).await.unwrap();
     // Four status changes of one proposal go to the flaky endpoint, in order (the endpoint
     // orders per proposal), each dead after 3 attempts.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
+    wait_until("4 dead deliveries", Duration::from_secs(30), async || {
         let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'dead'")
             .fetch_one(&demo)
             .await
             .unwrap();
         if dead == 4 {
-            break;
+            Ok(())
+        } else {
+            Err(format!("{dead} dead"))
         }
-        assert!(std::time::Instant::now() < deadline, "{dead} dead");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
     let delivered: i64 =
         sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE state = 'delivered'")
             .fetch_one(&demo)

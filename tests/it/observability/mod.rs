@@ -8,13 +8,14 @@ mod prometheus;
 mod proxy;
 mod scrape_cost;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::support::app::TestDb;
 use crate::support::process::{Proc, TOKEN};
 use crate::support::receiver::{Receiver, Reply};
+use crate::support::wait::wait_until;
 use prometheus::{Prometheus, free_port, test_rules};
 
 /// The callbackd process's `/v1`, as an operator.
@@ -92,21 +93,21 @@ impl<'a> Api<'a> {
     }
 
     async fn wait_state(&self, delivery: &str, state: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let d = self
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/v1/deliveries/{delivery}"),
-                    None,
-                )
-                .await;
-            if d["state"] == state {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{delivery} never {state}: {d}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_until(
+            &format!("{delivery} to be {state}"),
+            Duration::from_secs(20),
+            async || {
+                let d = self
+                    .call(
+                        reqwest::Method::GET,
+                        &format!("/v1/deliveries/{delivery}"),
+                        None,
+                    )
+                    .await;
+                if d["state"] == state { Ok(()) } else { Err(d) }
+            },
+        )
+        .await;
     }
 }
 

@@ -4,7 +4,7 @@
 //! `traceparent` only for endpoints that opt in; a malformed one is ignored and not stored.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::routing::post;
@@ -21,6 +21,7 @@ use super::Api;
 use crate::support::app::{TestDb, spawn_app};
 use crate::support::process::{self, TOKEN};
 use crate::support::receiver::{Receiver, Reply};
+use crate::support::wait::wait_until;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const SPAN_ID: &str = "00f067aa0ba902b7";
@@ -66,8 +67,8 @@ impl Collector {
 
     /// The attempt spans of `delivery`, once there are `n`, ordered by attempt.
     async fn attempts(&self, delivery: &str, n: usize, within: Duration) -> Vec<Span> {
-        let deadline = Instant::now() + within;
-        loop {
+        let what = format!("{n} attempt spans of {delivery} to be exported");
+        wait_until(&what, within, async || {
             let mut got: Vec<Span> = self
                 .spans
                 .lock()
@@ -76,20 +77,16 @@ impl Collector {
                 .filter(|s| s.name == "attempt" && attr(s, "delivery_id") == Some(str(delivery)))
                 .cloned()
                 .collect();
-            if got.len() >= n {
-                got.sort_by_key(|s| match attr(s, "attempt") {
-                    Some(Attr::IntValue(i)) => i,
-                    _ => 0,
-                });
-                return got;
+            if got.len() < n {
+                return Err(format!("{} exported", got.len()));
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {n} attempt spans of {delivery} exported",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            got.sort_by_key(|s| match attr(s, "attempt") {
+                Some(Attr::IntValue(i)) => i,
+                _ => 0,
+            });
+            Ok(got)
+        })
+        .await
     }
 }
 

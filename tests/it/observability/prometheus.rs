@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::wait::wait_until;
+
 pub struct Prometheus {
     child: Child,
     dir: PathBuf,
@@ -102,15 +104,15 @@ impl Prometheus {
             base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::builder().no_proxy().build().unwrap(),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = p.client.get(format!("{}/-/ready", p.base)).send().await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "Prometheus did not become ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_until(
+            "Prometheus to be ready",
+            Duration::from_secs(30),
+            async || {
+                let ready = p.client.get(format!("{}/-/ready", p.base)).send().await;
+                ready.is_ok_and(|r| r.status().is_success())
+            },
+        )
+        .await;
         p
     }
 
@@ -159,32 +161,24 @@ impl Prometheus {
 
     /// Waits until `name` is neither pending nor firing.
     pub async fn wait_resolved(&self, name: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
+        wait_until(&format!("{name} to resolve"), within, async || {
             let data = self.get("/api/v1/alerts", &[]).await;
             let active = data["alerts"]
                 .as_array()
                 .unwrap()
                 .iter()
                 .any(|a| a["labels"]["alertname"] == name);
-            if !active {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{name} never resolved: {data}");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+            if active { Err(data) } else { Ok(()) }
+        })
+        .await
     }
 
     /// Waits until `promql` returns at least one sample.
     pub async fn wait_for_data(&self, promql: &str, within: Duration) -> Vec<Value> {
-        let deadline = Instant::now() + within;
-        loop {
+        wait_until(&format!("data for {promql}"), within, async || {
             let r = self.query(promql).await;
-            if !r.is_empty() {
-                return r;
-            }
-            assert!(Instant::now() < deadline, "no data for {promql}");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
+            (!r.is_empty()).then_some(r)
+        })
+        .await
     }
 }

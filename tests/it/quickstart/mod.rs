@@ -13,6 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::support::app::{TestDb, admin_url};
+use crate::support::wait::wait_until;
 use run::{BIN, Running, after, callbackd};
 
 /// A database name no one has created yet: `serve` must create it itself.
@@ -159,19 +160,16 @@ async fn the_readme_demo_and_the_commands_it_prints_work() {
 
     // The four flaky deliveries are dead (three attempts each) before the CLI looks for them.
     let pool = sqlx::PgPool::connect(&demo_db.url).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let dead: Vec<uuid::Uuid> = loop {
-        let dead: Vec<uuid::Uuid> =
-            sqlx::query_scalar("SELECT id FROM deliveries WHERE state = 'dead' ORDER BY id")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        if dead.len() == 4 {
-            break dead;
-        }
-        assert!(std::time::Instant::now() < deadline, "{} dead", dead.len());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let dead: Vec<uuid::Uuid> =
+        wait_until("4 dead deliveries", Duration::from_secs(30), async || {
+            let dead: Vec<uuid::Uuid> =
+                sqlx::query_scalar("SELECT id FROM deliveries WHERE state = 'dead' ORDER BY id")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            if dead.len() == 4 { Ok(dead) } else { Err(dead) }
+        })
+        .await;
     pool.close().await;
 
     let bin_dir = Path::new(BIN).parent().unwrap();

@@ -14,7 +14,7 @@ use crate::support::process;
 use crate::support::receiver::Receiver;
 use crate::support::traffic::{
     ANSWER_BOUND, Api, Ledger, assert_alive, assert_unavailable, enqueue_stream, received,
-    register_partner, run_phase, wait_all_marked_delivered, wait_ready_status,
+    register_partner, run_phase, wait_acknowledged, wait_all_marked_delivered, wait_ready_status,
 };
 
 /// Notifications enqueued before the crash and after the restart (plus those of the stream
@@ -61,11 +61,7 @@ async fn a_database_restart_keeps_every_process_up_loses_nothing_and_resumes_at_
         10 * PER_PHASE,
         stop.clone(),
     ));
-    let streamed = ledger.lock().unwrap().len();
-    while ledger.lock().unwrap().len() < streamed + 100 {
-        assert!(!stream.is_finished(), "the stream of enqueues stopped");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_acknowledged(&ledger, 100, &stream).await;
 
     cluster.crash().await;
     let down_at = Instant::now();

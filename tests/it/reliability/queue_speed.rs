@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::support::app::{TestApp, spawn_app, spawn_app_with, spawn_on};
 use crate::support::receiver::{Receiver, Reply};
+use crate::support::wait::wait_until;
 use staging::{
     api_only, assert_never_analyzed, binary_partner, by_queue, cb, enqueue_batched,
     fresh_proposals, partner_at, received_once, sequence_all, wait_delivered,
@@ -78,17 +79,16 @@ async fn a_partners_binary_answer_cannot_stop_completion() {
         hostile_ids.push(enqueue_batched(&app, partner, &[Uuid::new_v4()]).await[0].clone());
     }
     // Every hostile answer is on its way back before the healthy load is enqueued.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while hostile
-        .iter()
-        .any(|(_, seen)| seen.load(Ordering::SeqCst) == 0)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "a hostile partner got no request"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until(
+        "every hostile partner to get a request",
+        Duration::from_secs(20),
+        async || {
+            hostile
+                .iter()
+                .all(|(_, seen)| seen.load(Ordering::SeqCst) > 0)
+        },
+    )
+    .await;
 
     let healthy = Receiver::start().await;
     let (partner, endpoint) = partner_at(&app, "Healthy", &cb(&healthy), json!({})).await;

@@ -16,7 +16,7 @@ use sqlx::Connection;
 use super::{Fleet, primary_and_standby, start_fleet};
 use crate::support::cluster::Cluster;
 use crate::support::traffic::{
-    assert_alive, enqueue_stream, received, run_phase, wait_all_marked_delivered,
+    assert_alive, enqueue_stream, received, run_phase, wait_acknowledged, wait_all_marked_delivered,
 };
 
 const RESUME_BOUND: Duration = Duration::from_secs(10);
@@ -47,7 +47,7 @@ async fn writes_leave_a_primary_demoted_while_up_for_the_promoted_standby() {
         1_000_000,
         stop.clone(),
     ));
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_acknowledged(&ledger, 100, &stream).await;
     read_only(&old).await;
     // As a demotion procedure does: promote once the transactions that began writable have
     // ended (a later commit on the old primary would wait for a standby that is gone).
@@ -78,7 +78,7 @@ async fn writes_leave_a_primary_demoted_while_up_for_the_promoted_standby() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_acknowledged(&ledger, 100, &stream).await;
     stop.store(true, Ordering::SeqCst);
     let (acked, refused) = stream.await.unwrap();
 

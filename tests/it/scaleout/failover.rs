@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use super::{Fleet, primary_and_standby, start_fleet};
 use crate::support::cluster::Cluster;
 use crate::support::traffic::{
-    assert_alive, enqueue_stream, received, run_phase, wait_all_marked_delivered, wait_ready_status,
+    assert_alive, enqueue_stream, received, run_phase, wait_acknowledged,
+    wait_all_marked_delivered, wait_ready_status,
 };
 
 const RESUME_BOUND: Duration = Duration::from_secs(10);
@@ -42,7 +43,7 @@ async fn delivery_follows_the_promoted_standby_without_a_restart() {
         1_000_000,
         stop.clone(),
     ));
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_acknowledged(&ledger, 100, &stream).await;
     primary.crash().await;
     let crashed = Instant::now();
     let down_after = wait_ready_status(&api, 503, crashed, "the primary's crash").await;
@@ -82,7 +83,7 @@ async fn delivery_follows_the_promoted_standby_without_a_restart() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_acknowledged(&ledger, 100, &stream).await;
     stop.store(true, Ordering::SeqCst);
     let (acked, refused) = stream.await.unwrap();
 

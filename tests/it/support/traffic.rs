@@ -7,10 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::support::process::{Proc, TOKEN};
 use crate::support::receiver::Receiver;
+use crate::support::wait::wait_until;
 
 /// What a caller may wait for an answer while the database is down.
 pub const ANSWER_BOUND: Duration = Duration::from_secs(5);
@@ -192,20 +194,34 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Vec<T>>,
 {
-    let deadline = Instant::now() + within;
-    loop {
+    wait_until(what, within, async || {
         let left = lacking().await;
         if left.is_empty() {
-            return;
+            Ok(())
+        } else {
+            Err(format!(
+                "{} left, e.g. {:?}",
+                left.len(),
+                &left[..left.len().min(10)]
+            ))
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} {what}, e.g. {:?}",
-            left.len(),
-            &left[..left.len().min(10)]
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await
+}
+
+/// Waits until `more` enqueues of `stream` were acknowledged after this call: the load is
+/// running (for a fault to hit it, or to show it runs again after one).
+pub async fn wait_acknowledged(ledger: &Ledger, more: usize, stream: &JoinHandle<(usize, usize)>) {
+    let from = ledger.lock().unwrap().len();
+    wait_until(
+        &format!("{more} more acknowledged enqueues"),
+        Duration::from_secs(60),
+        async || {
+            assert!(!stream.is_finished(), "the stream of enqueues stopped");
+            ledger.lock().unwrap().len() >= from + more
+        },
+    )
+    .await
 }
 
 /// Waits until every acknowledged notification reached the receiver.

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::reliability::receivers::{raw_server, read_request_head};
 use crate::support::app::{TestApp, TestDb, spawn_on};
 use crate::support::receiver::Receiver;
+use crate::support::wait::wait_until;
 
 /// A partner with one POST endpoint at `url` (`extra` added to its settings); returns the
 /// partner and the endpoint's id.
@@ -53,7 +54,8 @@ pub async fn enqueue_batched(app: &TestApp, partner: Uuid, proposals: &[Uuid]) -
 
 /// Waits until `n` deliveries of `endpoint` are delivered; panics at `deadline`.
 pub async fn wait_delivered(app: &TestApp, endpoint: &str, n: i64, deadline: Instant) {
-    loop {
+    let within = deadline.saturating_duration_since(Instant::now());
+    wait_until(&format!("{n} delivered"), within, async || {
         let delivered: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM deliveries WHERE endpoint_id = $1::uuid AND state = 'delivered'",
         )
@@ -62,15 +64,15 @@ pub async fn wait_delivered(app: &TestApp, endpoint: &str, n: i64, deadline: Ins
         .await
         .unwrap();
         if delivered == n {
-            return;
+            Ok(())
+        } else {
+            Err(format!(
+                "{delivered} delivered; by queue: {:?}",
+                by_queue(app).await
+            ))
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {delivered} of {n} delivered; by queue: {:?}",
-            by_queue(app).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await
 }
 
 /// Pending deliveries per queue position (`arriving`, `waiting`, `ready`, `running`).
