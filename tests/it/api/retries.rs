@@ -62,6 +62,10 @@ async fn n_failures_then_success_means_n_plus_one_attempts_at_the_right_spacing(
             Some((i + 1).to_string().as_str())
         );
     }
+    // Late, not early, is what a loaded machine makes of a timer: a retry is found at the
+    // latest by the next poll (200 ms), and a second more is allowed for the load; a delay
+    // counted in the wrong unit would still be far out.
+    const LATE_MS: u64 = 200 + 1000;
     for (i, nominal) in [50u64, 100, 200].iter().enumerate() {
         let gap = got[i + 1].at.duration_since(got[i].at).as_millis() as u64;
         let low = nominal * 8 / 10;
@@ -70,7 +74,7 @@ async fn n_failures_then_success_means_n_plus_one_attempts_at_the_right_spacing(
             "gap {i} was {gap} ms, expected at least {low}"
         );
         assert!(
-            gap <= nominal + 300,
+            gap <= nominal + LATE_MS,
             "gap {i} was {gap} ms, expected about {nominal}"
         );
     }
@@ -163,7 +167,8 @@ async fn retry_after_on_503_lengthens_the_delay() {
         gap >= Duration::from_millis(990),
         "Retry-After: 1 honoured, gap {gap:?}"
     );
-    assert!(gap < Duration::from_millis(1800), "gap {gap:?}");
+    // The 1 s asked for, not the 5 s cap (the bound leaves room for a loaded machine).
+    assert!(gap < Duration::from_secs(3), "gap {gap:?}");
 }
 
 #[tokio::test]
@@ -175,8 +180,9 @@ async fn retry_after_is_capped() {
     app.wait_for_state(&id, "delivered", WAIT).await;
     let got = rx.requests();
     let gap = got[1].at.duration_since(got[0].at);
+    // The 400 ms cap, nowhere near the hour asked for (room for a loaded machine).
     assert!(
-        gap >= Duration::from_millis(390) && gap < Duration::from_millis(1000),
+        gap >= Duration::from_millis(390) && gap < Duration::from_secs(10),
         "{gap:?}"
     );
 }

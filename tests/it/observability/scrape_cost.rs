@@ -6,26 +6,43 @@ use std::time::{Duration, Instant};
 use callbackd::startup::Role;
 use serde_json::json;
 
-use crate::support::app::{TestDb, spawn_on};
+use crate::support::app::{TestApp, TestDb, spawn_on};
 
-async fn median_scrape(app: &crate::support::app::TestApp) -> Duration {
-    let mut times = Vec::new();
-    for _ in 0..15 {
-        let t = Instant::now();
-        let r = app.get("/metrics").await;
-        assert_eq!(r.status(), 200);
-        let text = r.text().await.unwrap();
-        times.push(t.elapsed());
-        assert!(text.contains("callbackd_database_up 1"), "{text}");
-    }
+async fn scrape(app: &TestApp) -> Duration {
+    let t = Instant::now();
+    let r = app.get("/metrics").await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let took = t.elapsed();
+    assert!(text.contains("callbackd_database_up 1"), "{text}");
+    took
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scrape_at_a_million_deliveries_takes_under_50_ms() {
-    // The API alone: no worker drains what is inserted.
-    let app = spawn_on(TestDb::create().await, Role::Api, |_| {}).await;
+async fn median_scrape(app: &TestApp) -> Duration {
+    let mut times = Vec::new();
+    for _ in 0..15 {
+        times.push(scrape(app).await);
+    }
+    median(times)
+}
+
+/// The median scrapes of `a` and `b`, taken in turns so that both see the same load of the
+/// machine (the other tests run beside this one).
+async fn median_scrapes(a: &TestApp, b: &TestApp) -> (Duration, Duration) {
+    let (mut at, mut bt) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        at.push(scrape(a).await);
+        bt.push(scrape(b).await);
+    }
+    (median(at), median(bt))
+}
+
+async fn two_endpoints(app: &TestApp) -> Vec<String> {
     let mut endpoints = Vec::new();
     for name in ["Acme Bank", "Other Bank"] {
         let p = app.create_partner(name).await;
@@ -38,6 +55,16 @@ async fn a_scrape_at_a_million_deliveries_takes_under_50_ms() {
             .await;
         endpoints.push(e["id"].as_str().unwrap().to_string());
     }
+    endpoints
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_at_a_million_deliveries_takes_under_50_ms() {
+    // The API alone: no worker drains what is inserted.
+    let app = spawn_on(TestDb::create().await, Role::Api, |_| {}).await;
+    let endpoints = two_endpoints(&app).await;
+    let empty = spawn_on(TestDb::create().await, Role::Api, |_| {}).await;
+    two_endpoints(&empty).await;
     let small = median_scrape(&app).await;
 
     let started = Instant::now();
@@ -95,5 +122,14 @@ async fn a_scrape_at_a_million_deliveries_takes_under_50_ms() {
         "scrape median: {small:?} at 2 endpoints and no deliveries, {large:?} at 1,000,000 \
          deliveries (staged in {staged:?})"
     );
-    assert!(large < Duration::from_millis(50), "median scrape {large:?}");
+    // Beside an app with the same endpoints and no deliveries, scraped in turns with this
+    // one: a million deliveries add under 50 ms to the median scrape (a count would add
+    // seconds). Relative, because the machine is shared with the other tests; alone, the
+    // whole scrape takes a few milliseconds.
+    let (baseline, large) = median_scrapes(&empty, &app).await;
+    eprintln!("beside an empty database, scraped in turns: {baseline:?} and {large:?}");
+    assert!(
+        large < baseline + Duration::from_millis(50),
+        "median scrape {large:?}, {baseline:?} without deliveries"
+    );
 }

@@ -64,7 +64,9 @@ async fn a_503_answer_comes_back_with_its_status_body_head_duration_and_hint() {
     assert!(head.starts_with("maintenance until 03:00 "), "{head}");
     assert!(head.ends_with(" ção") && !head.contains('\0'), "{head}");
     let ms = outcome["duration_ms"].as_i64().unwrap();
-    assert!((300..2000).contains(&ms), "took {ms} ms");
+    // Measured, not made up: at least the partner's 300 ms (the upper bound leaves room for a
+    // loaded machine).
+    assert!((300..10_000).contains(&ms), "took {ms} ms");
     assert_hint(&outcome, "http_5xx");
     assert_eq!(
         outcome["hint"]["en"],

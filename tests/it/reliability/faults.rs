@@ -290,12 +290,13 @@ async fn sigterm_releases_what_is_still_in_flight_after_the_grace_and_exits_0() 
     rx.wait_for(5, Duration::from_secs(20)).await;
     let asked = Instant::now();
     worker.signal("TERM");
-    let status = tokio::time::timeout(Duration::from_secs(10), worker.child.wait())
+    let status = tokio::time::timeout(Duration::from_secs(15), worker.child.wait())
         .await
         .expect("exits within the grace and a little more")
         .unwrap();
     assert!(status.success(), "exit 0:\n{}", worker.output());
-    assert!(asked.elapsed() < Duration::from_secs(5), "bounded stop");
+    // The 1 s grace and room for a loaded machine: not the 20 s the callbacks in flight take.
+    assert!(asked.elapsed() < Duration::from_secs(15), "bounded stop");
     assert!(worker.output().contains("released"), "{}", worker.output());
 
     // The leases were given back, attempts too: no waiting for lease_ms (60 s).

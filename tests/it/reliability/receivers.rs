@@ -87,7 +87,8 @@ async fn a_receiver_that_accepts_and_never_answers_is_a_timeout() {
         "timeout",
         "timeout: no complete answer within 500 ms",
     );
-    assert!(attempt["duration_ms"].as_i64().unwrap() < 3000, "{d:#}");
+    // Cut by the 500 ms timeout, far before the partner's 60 s (room for a loaded machine).
+    assert!(attempt["duration_ms"].as_i64().unwrap() < 10_000, "{d:#}");
     assert!(attempt["status_code"].is_null());
 }
 
