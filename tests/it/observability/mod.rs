@@ -13,10 +13,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::app::TestDb;
+use crate::support::free_port;
 use crate::support::process::{Proc, TOKEN};
 use crate::support::receiver::{Receiver, Reply};
 use crate::support::wait::wait_until;
-use prometheus::{Prometheus, free_port, test_rules};
+use prometheus::{Prometheus, test_rules};
 
 /// The callbackd process's `/v1`, as an operator.
 struct Api<'a> {

@@ -181,7 +181,7 @@ async fn real_server_errors_are_transient_only_when_trying_again_can_help() {
     // Nothing listens: the pool gives up after its acquire timeout.
     let nowhere = format!(
         "postgres://postgres@127.0.0.1:{}/x",
-        crate::support::cluster::free_port()
+        crate::support::free_port()
     );
     let pool = sqlx::postgres::PgPoolOptions::new()
         .acquire_timeout(Duration::from_millis(300))

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::free_port;
+
 /// The PostgreSQL major version the clusters are made with (the one this machine runs).
 pub const VERSION: &str = "15";
 
@@ -224,11 +226,4 @@ async fn run(program: &str, args: &[&str]) -> Result<(), String> {
             String::from_utf8_lossy(&output.stderr)
         ))
     }
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
