@@ -254,7 +254,7 @@ impl TestApp {
     }
 
     /// Enqueues `notification` (for one endpoint) and waits until the worker has sent it and
-    /// recorded the attempt: the barrier of a negative assertion. Whatever the worker does
+    /// written the attempt's outcome: the barrier of a negative assertion. Whatever the worker does
     /// with work enqueued before this, it has claimed it by now, so "nothing else was sent"
     /// checked afterwards is checked after the worker passed that point, not after a guess.
     /// Returns the barrier's delivery id.
@@ -269,7 +269,11 @@ impl TestApp {
             Duration::from_secs(20),
             async || {
                 let d = self.delivery(&id).await;
-                if d["attempts"].as_i64() >= Some(1) {
+                // The attempt log is written with the outcome (attempts counts claims).
+                if d["attempt_log"]
+                    .as_array()
+                    .is_some_and(|log| !log.is_empty())
+                {
                     Ok(())
                 } else {
                     Err(d)

@@ -14,9 +14,9 @@ use super::{
 use crate::support::app::{TestApp, spawn_app};
 use crate::support::receiver::{Receiver, Reply};
 
-/// How long the receiver holds the requests the tests cancel or replay under: long enough
-/// that the cancel or replay comes while the request is on the wire, on a loaded machine too.
-const HELD: Duration = Duration::from_secs(3);
+/// How long the receiver holds the requests the tests cancel or replay under (under the
+/// endpoints' 2 s timeout).
+const HELD: Duration = Duration::from_millis(1_500);
 
 async fn cancel(app: &TestApp, id: &str) -> reqwest::Response {
     app.post(&format!("/v1/deliveries/{id}/cancel"), &json!({}))
