@@ -18,6 +18,7 @@ use crate::support::cluster::Cluster;
 use crate::support::traffic::{
     assert_alive, enqueue_stream, received, run_phase, wait_acknowledged, wait_all_marked_delivered,
 };
+use crate::support::wait::wait_until;
 
 const RESUME_BOUND: Duration = Duration::from_secs(10);
 const DATABASE: &str = "cbdemoted";
@@ -156,27 +157,28 @@ async fn wait_writers_done(cluster: &Cluster) {
             .fetch_one(&mut c)
             .await
             .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (now_past, open): (bool, i64) = sqlx::query_as(
-            "SELECT clock_timestamp() > $2,
-                    (SELECT count(*) FROM pg_stat_activity
-                     WHERE datname = $1 AND xact_start < $2)",
-        )
-        .bind(DATABASE)
-        .bind(fence)
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
-        if now_past && open == 0 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{open} transactions older than the fence"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_until(
+        "the transactions older than the fence to end",
+        Duration::from_secs(10),
+        async || {
+            let (now_past, open): (bool, i64) = sqlx::query_as(
+                "SELECT clock_timestamp() > $2,
+                        (SELECT count(*) FROM pg_stat_activity
+                         WHERE datname = $1 AND xact_start < $2)",
+            )
+            .bind(DATABASE)
+            .bind(fence)
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+            if now_past && open == 0 {
+                Ok(())
+            } else {
+                Err(format!("{open} open"))
+            }
+        },
+    )
+    .await
 }
 
 async fn callbackd_connections(cluster: &Cluster) -> i64 {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::free_port;
+use super::wait::wait_until;
 
 /// The PostgreSQL major version the clusters are made with (the one this machine runs).
 pub const VERSION: &str = "15";
@@ -143,21 +144,20 @@ impl Cluster {
     /// Waits (up to 30 s) until a standby streams from this cluster.
     pub async fn wait_streaming(&self) {
         let url = self.url("postgres");
-        for _ in 0..300 {
-            if let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
-                )
-                .fetch_one(&mut c)
-                .await
-                .unwrap_or(0);
-                if n > 0 {
-                    return;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("no standby streams from {}", self.name);
+        let what = format!("a standby to stream from {}", self.name);
+        wait_until(&what, Duration::from_secs(30), async || {
+            let Ok(mut c) = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await else {
+                return false;
+            };
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'",
+            )
+            .fetch_one(&mut c)
+            .await
+            .unwrap_or(0);
+            n > 0
+        })
+        .await
     }
 
     /// Turns synchronous replication on: a commit returns once a standby has it.
