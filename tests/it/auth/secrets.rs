@@ -1,42 +1,16 @@
 //! Secrets at rest (sealed in the database), never in API answers, attempt logs or logs;
 //! invalid configurations refused with the field named; PATCH switches the auth used.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::common::{FnServer, deliver, endpoint, notify, only_attempt};
 use crate::support::app::spawn_app;
+use crate::support::logs::capture_logs;
 use crate::support::receiver::Reply;
 
 const RSA_PKCS8: &str = include_str!("keys/rsa_pkcs8.pem");
-
-/// Everything logged at debug level on this thread while the guard lives. The test runs on a
-/// current-thread runtime, so the app it spawns logs here too; scoped, not global, because the
-/// other tests share this process and must neither write here nor lose their own logs.
-fn capture_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
-    let buf: Arc<Mutex<Vec<u8>>> = Arc::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("debug,sqlx=info"))
-        .with_writer(move || SharedWriter(writer.clone()))
-        .finish();
-    (buf, tracing::subscriber::set_default(subscriber))
-}
-
-struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedWriter {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// A distinctive line of the RSA key (its first base64 line).
 fn key_line() -> String {
@@ -49,7 +23,7 @@ fn hexed(s: &str) -> String {
 
 #[tokio::test]
 async fn secrets_are_sealed_and_never_shown_or_logged() {
-    let (logs, _capturing) = capture_logs();
+    let logs = capture_logs();
     let app = spawn_app().await;
     let server = FnServer::start(|r| {
         if r.uri.starts_with("/token") {
@@ -179,8 +153,13 @@ async fn secrets_are_sealed_and_never_shown_or_logged() {
 
     // Stopped: whatever it would log about these endpoints is in the buffer now.
     app.stop().await;
-    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
-    assert!(logged.contains("attempt failed"), "logs were captured");
+    let logged = logs.text();
+    assert!(
+        logged.contains("attempt failed"),
+        "logs were captured: {} bytes: {}",
+        logged.len(),
+        &logged[..logged.len().min(3000)]
+    );
     for s in &secrets {
         assert!(
             !dump.contains(s.as_str()) && !dump.contains(&hexed(s)),
