@@ -2,7 +2,7 @@
 # The one test command: installs what the tests need when it is missing (Debian packages,
 # non-interactively), makes sure PostgreSQL answers on 127.0.0.1:5432, then runs every test:
 # `cargo test --locked`, with this script's arguments passed through
-# (./test.sh --test api cli  ==  cargo test --locked --test api cli).
+# (./test.sh --test it api::cli  ==  cargo test --locked --test it api::cli).
 #
 # A second run installs nothing. When something cannot be installed (not root and no sudo,
 # no network, apt fails) it names the package and the tests that need it, and exits non-zero:
@@ -17,20 +17,20 @@ cd "$(dirname "$0")"
 #   needed by: the tests that fail without it (said when it cannot be installed)
 NEEDS=$(cat <<'TABLE'
 # package          provides             needed by
-build-essential    cc                   every test target: aws-lc-sys (TLS and JWT crypto) compiles C
+build-essential    cc                   every test: aws-lc-sys (TLS and JWT crypto) compiles C
 postgresql         pg_ctlcluster        every test: one fresh database per test on 127.0.0.1:5432
-pgbouncer          pgbouncer            tests/scaleout: the fleet of processes through PgBouncer
-chromium           chromium             tests/console: the operator console in headless Chromium
-chromium-driver    chromedriver         tests/console: drives Chromium over WebDriver
-prometheus         promtool             tests/observability: alert rules and dashboard against a real Prometheus; .ci/run: promtool check rules
-curl               curl                 tests/quickstart (runs the README's curl examples), .ci/schemathesis
-jq                 jq                   tests/quickstart: the README's examples read ids with jq
-python3            python3              .ci/schemathesis: schemathesis (from PyPI) runs on Python; tests/recipes: docs/verify/verify.py
+pgbouncer          pgbouncer            tests/it/scaleout: the fleet of processes through PgBouncer
+chromium           chromium             tests/it/console.rs: the operator console in headless Chromium
+chromium-driver    chromedriver         tests/it/console.rs: drives Chromium over WebDriver
+prometheus         promtool             tests/it/observability: alert rules and dashboard against a real Prometheus; .ci/run: promtool check rules
+curl               curl                 tests/it/quickstart (runs the README's curl examples), .ci/schemathesis
+jq                 jq                   tests/it/quickstart: the README's examples read ids with jq
+python3            python3              .ci/schemathesis: schemathesis (from PyPI) runs on Python; tests/it/recipes: docs/verify/verify.py
 python3-venv       python3:ensurepip    .ci/schemathesis: a virtualenv where the system Python refuses pip installs
-nodejs             node                 tests/recipes: runs docs/verify/verify.js
-openjdk-17-jdk-headless javac           tests/recipes: compiles and runs docs/verify/Verify.java
-golang-go          go                   tests/recipes: builds docs/verify/verify.go (standard library only)
-php-cli            php                  tests/recipes: runs docs/verify/verify.php
+nodejs             node                 tests/it/recipes: runs docs/verify/verify.js
+openjdk-17-jdk-headless javac           tests/it/recipes: compiles and runs docs/verify/Verify.java
+golang-go          go                   tests/it/recipes: builds docs/verify/verify.go (standard library only)
+php-cli            php                  tests/it/recipes: runs docs/verify/verify.php
 TABLE
 )
 

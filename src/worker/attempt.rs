@@ -77,7 +77,7 @@ impl Dispatcher {
 
     async fn attempt(&self, c: &Claimed, lease_token: Uuid) -> Outcome {
         // Test hook (debug builds only; release builds do not have it): an endpoint whose URL
-        // contains this marker panics here, so tests/reliability/queue can prove that a
+        // contains this marker panics here, so tests/it/reliability/queue can prove that a
         // panicking attempt is recorded as `internal` and frees its slot and endpoint count.
         #[cfg(debug_assertions)]
         if c.url.contains("callbackd-test-panic") {

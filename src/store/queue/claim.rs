@@ -61,7 +61,7 @@ const RATE_ALLOWS: &str = "CASE WHEN r.rate_limit_per_s IS NULL THEN 2147483647
 /// `$3` lease token (uuid), `$4` endpoints with no room (uuid[]), `$5` endpoints with some
 /// room (uuid[]) and `$6` their room (int4[], same order), `$7` room of any other endpoint
 /// (int4). Run it with `SET LOCAL enable_bitmapscan = off` (see [`claim`]). Public so its
-/// cost can be checked with `EXPLAIN (ANALYZE, BUFFERS)` (tests/reliability/queue_speed.rs).
+/// cost can be checked with `EXPLAIN (ANALYZE, BUFFERS)` (tests/it/reliability/queue_speed.rs).
 pub const CLAIM_SQL: &str = const_format::concatcp!(
     "WITH RECURSIVE ",
     HEADS,
