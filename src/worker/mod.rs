@@ -14,7 +14,8 @@
 //! - `attempt.rs`: one delivery's attempt, and what its result means (retry, dead, delivered);
 //! - `retry_policy.rs`: when a failed attempt is tried again;
 //! - `completer.rs`, `hooks.rs`: writing outcomes, then alerts and recovery;
-//! - `inflight.rs`, `upkeep.rs`, `wakeup.rs`: what is held, leases and reaping, LISTEN.
+//! - `inflight.rs`, `upkeep.rs`, `wakeup.rs`: what is held, leases and reaping, LISTEN;
+//! - `retention.rs`: the purge of old finished deliveries, every worker process.
 
 mod attempt;
 mod completer;
