@@ -11,6 +11,7 @@
 mod support;
 
 mod api;
+mod architecture;
 mod auth;
 mod console;
 mod ingest;
