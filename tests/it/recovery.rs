@@ -334,6 +334,29 @@ async fn the_error_kind_is_stored_checked_and_counted_by_kind() {
         );
     }
 
+    // The Rust type and the SQL CHECK name the same kinds: a kind added to one alone would
+    // have every attempt of that kind refused by the completion (and stored as `internal`).
+    for kind in callbackd::model::ErrorKind::ALL {
+        let known: bool = sqlx::query_scalar("SELECT callbackd_is_error_kind($1)")
+            .bind(kind.as_str())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        assert!(known, "{kind:?} is not in callbackd_is_error_kind()");
+    }
+    let sql_kinds: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM regexp_matches(
+             pg_get_functiondef('callbackd_is_error_kind'::regproc), '''[a-z_0-9]+''', 'g')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        sql_kinds as usize,
+        callbackd::model::ErrorKind::ALL.len(),
+        "callbackd_is_error_kind() names kinds the Rust type does not have"
+    );
+
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
     let text = metrics.text().await.unwrap();
     let line = format!(
