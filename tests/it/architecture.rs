@@ -141,3 +141,22 @@ fn sql_is_written_in_store_only() {
         .collect();
     assert!(outside.is_empty(), "SQL outside src/store: {outside:?}");
 }
+
+#[test]
+fn no_source_file_is_over_400_lines_without_saying_why() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let long: Vec<String> = sources(&src)
+        .into_iter()
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(&p).expect("a source file is readable");
+            let lines = text.lines().count();
+            // The reason, where there is one, stands in the file's opening doc comment.
+            let explained = text.lines().take(10).any(|l| l.contains("over 400 lines"));
+            (lines > 400 && !explained).then(|| format!("{} ({lines} lines)", p.display()))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "split these, or say at their top why not: {long:?}"
+    );
+}
