@@ -12,6 +12,7 @@
 //!   or deleted (see migrations/0015_narrow_queue.sql).
 
 use super::super::Result;
+use super::release::release_next;
 use super::{Next, Outcome};
 use crate::model::ErrorKind;
 use crate::store::{Db, db};
@@ -148,29 +149,5 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
     .await?;
     release_next(&mut tx, &finished).await?;
     tx.commit().await?;
-    Ok(())
-}
-
-/// Releases the next delivery of each (endpoint, key), in key order (the order every
-/// releaser and the sequencer lock the counters in). A statement of its own, after the one
-/// that finished the heads, so that it sees arrivals numbered meanwhile.
-pub(super) async fn release_next(
-    conn: &mut sqlx::PgConnection,
-    keys: &[(uuid::Uuid, String)],
-) -> Result<()> {
-    if keys.is_empty() {
-        return Ok(());
-    }
-    let (endpoints, keys): (Vec<uuid::Uuid>, Vec<&str>) =
-        keys.iter().map(|(e, k)| (*e, k.as_str())).unzip();
-    db::query(
-        "SELECT callbackd_release_next(k.endpoint_id, k.ordering_key)
-         FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS k(endpoint_id, ordering_key, n)
-         ORDER BY k.n",
-    )
-    .bind(&endpoints)
-    .bind(&keys)
-    .execute(conn)
-    .await?;
     Ok(())
 }

@@ -36,7 +36,7 @@
 //! | ready → running | the claim (lease, attempts + 1) | [`claim::claim`] |
 //! | running → running | lease renewal while the request lives | [`lease::renew_leases`] |
 //! | running → ready / delivered / dead | batch completion | [`complete::complete`] |
-//! | finished head → next waiting ready | `callbackd_release_next()` | complete, cancel, reap |
+//! | finished head → next waiting ready | [`release::release_next`] (complete, cancel, reap) | [`release`] |
 //! | running (lease expired) → ready / dead | the reaper | [`upkeep::reap_expired_leases`] |
 //! | running → ready (shutdown) | [`lease::release_leases`] | |
 //! | dead / canceled → ready | replay, bulk replay, recovery (the `deliveries_queue_replay` trigger queues it) | [`transitions`], [`bulk`], [`recovery`] |
@@ -62,6 +62,7 @@ pub mod complete;
 pub mod enqueue;
 pub mod lease;
 pub mod recovery;
+mod release;
 pub mod retention;
 pub mod transitions;
 pub mod upkeep;

@@ -5,7 +5,7 @@ use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
 use super::super::{Delivery, DeliveryDetail, Result, StoreError, WAKE_CHANNEL};
-use super::complete::release_next;
+use super::release::release_next;
 use crate::model::Trigger;
 use crate::store::{Db, db};
 

@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::super::{Result, WAKE_CHANNEL};
-use super::complete::release_next;
+use super::release::release_next;
 use crate::store::{Db, db};
 
 /// Numbers up to `max_rows` committed arrivals (arriving → waiting | ready) and returns how
