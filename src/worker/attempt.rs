@@ -65,7 +65,12 @@ impl Dispatcher {
             }
         };
         ::metrics::gauge!(crate::prometheus::IN_FLIGHT).decrement(1.0);
-        self.in_flight.request_done(c.endpoint_id);
+        if self
+            .in_flight
+            .request_done(c.endpoint_id, self.settings.endpoint_concurrency)
+        {
+            self.wake.notify_one();
+        }
         // If the completer is gone the process is stopping: the lease brings it back.
         let _ = outcomes.send(outcome).await;
         // The slot is free only once the outcome is queued for the completer: when writing

@@ -30,15 +30,23 @@ impl InFlight {
         }
     }
 
-    /// The delivery's request ended: its endpoint has room for another one.
-    pub fn request_done(&self, endpoint_id: Uuid) {
+    /// The delivery's request ended: its endpoint has room for another one. Returns true
+    /// when this brought the endpoint down to half of `cap` requests in flight: the claim
+    /// loop sleeps while every endpoint with due work is at its cap, and this is when it
+    /// should look again. Waking it on every request would make claims of one row each;
+    /// waking it only when the completer writes a batch left the endpoint idle meanwhile
+    /// (one busy partner was sent in bursts, its slots empty between them).
+    pub fn request_done(&self, endpoint_id: Uuid, cap: usize) -> bool {
         let mut s = self.lock();
-        if let Some(n) = s.per_endpoint.get_mut(&endpoint_id) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                s.per_endpoint.remove(&endpoint_id);
-            }
+        let Some(n) = s.per_endpoint.get_mut(&endpoint_id) else {
+            return false;
+        };
+        *n = n.saturating_sub(1);
+        let half = *n == cap / 2;
+        if *n == 0 {
+            s.per_endpoint.remove(&endpoint_id);
         }
+        half
     }
 
     /// The deliveries' outcomes are written (or given up on): their leases need no renewal.
@@ -93,7 +101,7 @@ mod tests {
             (room.partial.clone(), room.partial_room.clone()),
             (vec![b], vec![1])
         );
-        f.request_done(a);
+        assert!(f.request_done(a, 2), "2 -> 1 is half of the cap of 2");
         assert!(f.room(2).full.is_empty());
         assert_eq!(
             f.snapshot().len(),
