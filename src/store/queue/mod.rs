@@ -22,10 +22,14 @@
 //! `deliveries.state` is what operators and partners see (pending, delivered, dead, canceled).
 //! Where a pending delivery stands is its row in the narrow `delivery_queue` table
 //! (migrations/0015_narrow_queue.sql): `queue`, the lease, the attempt counter, its sequence.
-//! Numbering, claiming and lease renewal write only that row; the wide `deliveries` row (14
-//! indexes for operators' listings) is written when the delivery is created and once per
-//! completed attempt, and the queue row is deleted by the transaction that finishes it.
-//! Wherever both are written, the queue row is locked first.
+//! Numbering, claiming and lease renewal write only that row; the wide `deliveries` row is
+//! written when the delivery is created and once per completed attempt, and the queue row is
+//! deleted by the transaction that finishes it. Wherever both are written, the queue row is
+//! locked first. The indexes of `deliveries` name only columns written at insert, so the
+//! completion's update is HOT (no index entry; migrations/0020_hot_completion.sql); a
+//! delivery that becomes dead or canceled also gets a `delivery_stopped` row, in the same
+//! statement, which its replay (the `deliveries_queue_replay` trigger) deletes: that narrow
+//! table serves the listings, counts and replays by those states.
 //!
 //! | edge | statement | file |
 //! |---|---|---|
