@@ -35,13 +35,19 @@
 --      `callbackd_ordering_key()`), no longer copied by the completion, so an index on
 --      (endpoint_id, ordering_key) finds the few deliveries of a proposal without blocking
 --      HOT; `sequence` (set by the completion) is only read from the heap.
--- 2. Room on the page for the new version. A completion batch updates most rows of a page
---    in one transaction, so the old versions cannot be pruned before the new ones are
+-- 2. Room on the page for the new version. A completion batch may update every row of a
+--    page in one transaction, so the old versions cannot be pruned before the new ones are
 --    written: each page must keep room for a new version of every row it holds, and a
---    finished row is ~24 bytes longer than a pending one (delivered_at, sequence, the status
---    code). Measured HOT ratios during `callbackd-bench burst` are in docs/performance.md;
---    fillfactor 50 doubles the table's pages (new pages only; existing pages keep their
---    rows), which is what buys a completion that touches no index.
+--    finished row is ~27 bytes longer than a pending one (delivered_at, sequence, the status
+--    code, the state's name): 229 → 256 bytes measured for a proposal.status delivery. At
+--    fillfactor 50 a page holds 17 pending rows and room for 15 new versions; at 45, 15 rows
+--    and room for their new versions plus ~45 bytes each (an error message). Measured: a
+--    completion of 456 fresh deliveries in one transaction (the worst case) made 404 of its
+--    updates HOT at fillfactor 50 and 456 at 45; `callbackd-bench burst` and `one-endpoint`
+--    (whose batches complete a page's rows over several transactions, pruning between
+--    them) 100,000 of 100,000 at 50 (docs/performance.md). Pages are the price: the heap
+--    holds about half the rows per page it held at 85 (only new pages; existing ones keep
+--    their rows), against five fewer indexes and a completion that touches none.
 
 -- The ordering key of a delivery, as the queue has always computed it (migrations/0015):
 -- per proposal for proposal.status, per NroProposta for schedule.event, none when the
@@ -92,7 +98,7 @@ DROP INDEX deliveries_ordering_idx;
 CREATE INDEX deliveries_key_idx ON deliveries (endpoint_id, ordering_key)
     WHERE ordering_key IS NOT NULL;
 
-ALTER TABLE deliveries SET (fillfactor = 50);
+ALTER TABLE deliveries SET (fillfactor = 45);
 
 -- The arrivals take the key the insert wrote: no join to endpoints and notifications.
 CREATE OR REPLACE FUNCTION callbackd_queue_arrivals() RETURNS trigger

@@ -104,10 +104,102 @@ const COLUMNS: &str = "SELECT d.id, d.notification_id, d.partner_id, d.endpoint_
               AND q.sequence > d.sequence AND q.state = 'delivered'
               AND q.delivered_at < coalesce(d.delivered_at, 'infinity'))) AS out_of_order";
 
-const FROM: &str = " FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+const JOINS: &str = " JOIN notifications n ON n.id = d.notification_id
      LEFT JOIN delivery_queue dq ON dq.delivery_id = d.id";
 
+const FROM: &str = const_format::concatcp!(" FROM deliveries d", JOINS);
+
 const SELECT: &str = const_format::concatcp!(COLUMNS, FROM);
+
+/// How many of the newest deliveries (matching the other filters) a pending listing looks
+/// through before it reads the queue instead; see [`Source`].
+const RECENT: i64 = 5000;
+
+/// Where a page of the listing is read from. No index on `deliveries` names `state` (the
+/// completion's update would not be HOT: migrations/0020_hot_completion.sql), so:
+/// - dead and canceled deliveries are read through `delivery_stopped` ([`push_stopped`]);
+/// - pending ones are the newest in a backlog: a page looks through the [`RECENT`] newest
+///   deliveries first; when those hold less than a page, it reads the deliveries that have a
+///   queue row (every pending one has: migrations/0015), one primary-key probe each. Either
+///   way a page costs at most the window or the queue, never the table's history;
+/// - delivered (most of the table) and unfiltered listings walk the creation-time indexes.
+enum Source {
+    Table,
+    Recent,
+    Queue,
+}
+
+/// One page (`limit` + 1 rows, newest first, after the cursor) read from `source`.
+fn page(
+    f: &DeliveryFilter,
+    limit: u32,
+    after: Option<Cursor>,
+    source: Source,
+) -> QueryBuilder<Postgres> {
+    let mut q = QueryBuilder::<Postgres>::new(COLUMNS);
+    let by_delivery = Order {
+        created_at: "d.created_at",
+        id: "d.id",
+    };
+    let order = match source {
+        Source::Table => {
+            q.push(FROM);
+            let order = push_stopped(&mut q, f);
+            q.push(" WHERE true");
+            push_filter(&mut q, f);
+            push_after(&mut q, &order, after);
+            order
+        }
+        Source::Recent => {
+            let others = DeliveryFilter {
+                state: None,
+                ..f.clone()
+            };
+            // The window is the rows themselves (not ids joined back to the table), so
+            // the state is read from them and never through a scan of the table.
+            q.push(" FROM (SELECT * FROM deliveries d WHERE true");
+            push_filter(&mut q, &others);
+            push_after(&mut q, &by_delivery, after);
+            q.push(" ORDER BY d.created_at DESC, d.id DESC LIMIT ")
+                .push_bind(RECENT)
+                .push(") d")
+                .push(JOINS)
+                .push(" WHERE true");
+            push_filter(&mut q, f);
+            by_delivery
+        }
+        Source::Queue => {
+            q.push(FROM)
+                .push(" WHERE d.id = ANY (ARRAY(SELECT pq.delivery_id FROM delivery_queue pq))");
+            push_filter(&mut q, f);
+            push_after(&mut q, &by_delivery, after);
+            by_delivery
+        }
+    };
+    q.push(format!(
+        " ORDER BY {} DESC, {} DESC LIMIT ",
+        order.created_at, order.id
+    ))
+    .push_bind(i64::from(limit) + 1);
+    q
+}
+
+fn push_after(q: &mut QueryBuilder<Postgres>, order: &Order, after: Option<Cursor>) {
+    if let Some(c) = after {
+        q.push(format!(" AND ({}, {}) < (", order.created_at, order.id))
+            .push_bind(c.created_at)
+            .push(", ")
+            .push_bind(c.id)
+            .push(")");
+    }
+}
+
+async fn fetch(pool: &Db, mut q: QueryBuilder<Postgres>) -> Result<Vec<Delivery>> {
+    Ok(q.build_query_as()
+        .persistent(db::prepared())
+        .fetch_all(pool)
+        .await?)
+}
 
 fn named(mut d: Delivery) -> Delivery {
     d.status_name = status_name(d.status);
@@ -122,31 +214,16 @@ impl Delivery {
         limit: u32,
         after: Option<Cursor>,
     ) -> Result<(Vec<Delivery>, Option<Cursor>)> {
-        let mut q = QueryBuilder::<Postgres>::new(COLUMNS);
-        q.push(FROM);
-        let order = push_stopped(&mut q, filter);
-        q.push(" WHERE true");
-        push_filter(&mut q, filter);
-        if let Some(c) = after {
-            q.push(format_args!(
-                " AND ({}, {}) < (",
-                order.created_at, order.id
-            ))
-            .push_bind(c.created_at)
-            .push(", ")
-            .push_bind(c.id)
-            .push(")");
-        }
-        q.push(format_args!(
-            " ORDER BY {} DESC, {} DESC LIMIT ",
-            order.created_at, order.id
-        ))
-        .push_bind(i64::from(limit) + 1);
-        let mut rows: Vec<Delivery> = q
-            .build_query_as()
-            .persistent(db::prepared())
-            .fetch_all(pool)
-            .await?;
+        let mut rows = if filter.state == Some(DeliveryState::Pending) {
+            let recent = fetch(pool, page(filter, limit, after, Source::Recent)).await?;
+            if recent.len() > limit as usize {
+                recent
+            } else {
+                fetch(pool, page(filter, limit, after, Source::Queue)).await?
+            }
+        } else {
+            fetch(pool, page(filter, limit, after, Source::Table)).await?
+        };
         let next = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             rows.last().map(|d| Cursor {
@@ -226,15 +303,8 @@ pub(crate) fn push_filter(q: &mut QueryBuilder<Postgres>, f: &DeliveryFilter) {
             DeliveryState::Dead | DeliveryState::Canceled => {
                 q.push(" AND s.state = ").push_bind(v.as_str());
             }
-            // A pending delivery has a queue row (migrations/0015): the planner may walk
-            // the queue instead of the deliveries when the queue is the smaller.
-            DeliveryState::Pending => {
-                q.push(
-                    " AND EXISTS (SELECT 1 FROM delivery_queue pq \
-                     WHERE pq.delivery_id = d.id)",
-                );
-            }
-            DeliveryState::Delivered => {}
+            // Pending: see [`Source`].
+            DeliveryState::Pending | DeliveryState::Delivered => {}
         }
     }
     if let Some(v) = f.partner_id {

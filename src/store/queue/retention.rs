@@ -29,6 +29,16 @@ pub struct Purged {
 /// kept until replayed) cost one read each per pass: 100,000 of them, ~0.1 s per pass.
 /// Walking up from the oldest would read them in every batch.
 pub async fn purge_batch(pool: &Db, days: u32, batch: u32) -> Result<Purged> {
+    let mut tx = pool.begin().await?;
+    // That walk, whatever the statistics say: without them (a table never analyzed) the
+    // planner may collect every row older than the cutoff (a bitmap or a sequential scan)
+    // and sort them, for each batch.
+    db::query("SET LOCAL enable_bitmapscan = off")
+        .execute(&mut *tx)
+        .await?;
+    db::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await?;
     let deliveries: i64 = db::query_scalar(
         "WITH victims AS (
              SELECT id, state FROM deliveries
@@ -53,8 +63,9 @@ pub async fn purge_batch(pool: &Db, days: u32, batch: u32) -> Result<Purged> {
     )
     .bind(days as i32)
     .bind(i64::from(batch))
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     let notifications: i64 = db::query_scalar(
         "WITH victims AS (
              SELECT n.id FROM notifications n
