@@ -85,7 +85,7 @@ pub struct DeliveryFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
-const SELECT: &str = "SELECT d.id, d.notification_id, d.partner_id, d.endpoint_id, d.environment,
+const COLUMNS: &str = "SELECT d.id, d.notification_id, d.partner_id, d.endpoint_id, d.environment,
         d.event_type, d.proposal, n.status,
         callbackd_event_name(d.event_type, n.body) AS event_name, n.identifier, d.state, d.series,
         -- a pending delivery's queue row is ahead of its delivery row (see store::queue)
@@ -94,15 +94,112 @@ const SELECT: &str = "SELECT d.id, d.notification_id, d.partner_id, d.endpoint_i
         d.last_status_code, d.last_error, d.created_at, d.updated_at,
         d.delivered_at, coalesce(dq.sequence, d.sequence) AS sequence, d.trigger,
         -- A later delivery of the same proposal reached the partner before this one did
-        -- (possible only after a replay): the partner may have to reconcile.
-        (d.ordering_key IS NOT NULL AND EXISTS (
+        -- (possible only after a replay): the partner may have to reconcile. The deliveries
+        -- of one (endpoint, key) are found through deliveries_key_idx, on the key written at
+        -- insert; sequence, state and delivered_at are read from the heap (an index on them
+        -- would keep the completion's update from being HOT: migrations/0020).
+        (d.ordering_key IS NOT NULL AND d.series > 1 AND EXISTS (
             SELECT 1 FROM deliveries q
             WHERE q.endpoint_id = d.endpoint_id AND q.ordering_key = d.ordering_key
               AND q.sequence > d.sequence AND q.state = 'delivered'
-              AND q.delivered_at < coalesce(d.delivered_at, 'infinity')
-              AND d.series > 1)) AS out_of_order
-     FROM deliveries d JOIN notifications n ON n.id = d.notification_id
+              AND q.delivered_at < coalesce(d.delivered_at, 'infinity'))) AS out_of_order";
+
+const JOINS: &str = " JOIN notifications n ON n.id = d.notification_id
      LEFT JOIN delivery_queue dq ON dq.delivery_id = d.id";
+
+const FROM: &str = const_format::concatcp!(" FROM deliveries d", JOINS);
+
+const SELECT: &str = const_format::concatcp!(COLUMNS, FROM);
+
+/// How many of the newest deliveries (matching the other filters) a pending listing looks
+/// through before it reads the queue instead; see [`Source`].
+const RECENT: i64 = 5000;
+
+/// Where a page of the listing is read from. No index on `deliveries` names `state` (the
+/// completion's update would not be HOT: migrations/0020_hot_completion.sql), so:
+/// - dead and canceled deliveries are read through `delivery_stopped` ([`push_stopped`]);
+/// - pending ones are the newest in a backlog: a page looks through the [`RECENT`] newest
+///   deliveries first; when those hold less than a page, it reads the deliveries that have a
+///   queue row (every pending one has: migrations/0015), one primary-key probe each. Either
+///   way a page costs at most the window or the queue, never the table's history;
+/// - delivered (most of the table) and unfiltered listings walk the creation-time indexes.
+enum Source {
+    Table,
+    Recent,
+    Queue,
+}
+
+/// One page (`limit` + 1 rows, newest first, after the cursor) read from `source`.
+fn page(
+    f: &DeliveryFilter,
+    limit: u32,
+    after: Option<Cursor>,
+    source: Source,
+) -> QueryBuilder<Postgres> {
+    let mut q = QueryBuilder::<Postgres>::new(COLUMNS);
+    let by_delivery = Order {
+        created_at: "d.created_at",
+        id: "d.id",
+    };
+    let order = match source {
+        Source::Table => {
+            q.push(FROM);
+            let order = push_stopped(&mut q, f);
+            q.push(" WHERE true");
+            push_filter(&mut q, f);
+            push_after(&mut q, &order, after);
+            order
+        }
+        Source::Recent => {
+            let others = DeliveryFilter {
+                state: None,
+                ..f.clone()
+            };
+            // The window is the rows themselves (not ids joined back to the table), so
+            // the state is read from them and never through a scan of the table.
+            q.push(" FROM (SELECT * FROM deliveries d WHERE true");
+            push_filter(&mut q, &others);
+            push_after(&mut q, &by_delivery, after);
+            q.push(" ORDER BY d.created_at DESC, d.id DESC LIMIT ")
+                .push_bind(RECENT)
+                .push(") d")
+                .push(JOINS)
+                .push(" WHERE true");
+            push_filter(&mut q, f);
+            by_delivery
+        }
+        Source::Queue => {
+            q.push(FROM)
+                .push(" WHERE d.id = ANY (ARRAY(SELECT pq.delivery_id FROM delivery_queue pq))");
+            push_filter(&mut q, f);
+            push_after(&mut q, &by_delivery, after);
+            by_delivery
+        }
+    };
+    q.push(format!(
+        " ORDER BY {} DESC, {} DESC LIMIT ",
+        order.created_at, order.id
+    ))
+    .push_bind(i64::from(limit) + 1);
+    q
+}
+
+fn push_after(q: &mut QueryBuilder<Postgres>, order: &Order, after: Option<Cursor>) {
+    if let Some(c) = after {
+        q.push(format!(" AND ({}, {}) < (", order.created_at, order.id))
+            .push_bind(c.created_at)
+            .push(", ")
+            .push_bind(c.id)
+            .push(")");
+    }
+}
+
+async fn fetch(pool: &Db, mut q: QueryBuilder<Postgres>) -> Result<Vec<Delivery>> {
+    Ok(q.build_query_as()
+        .persistent(db::prepared())
+        .fetch_all(pool)
+        .await?)
+}
 
 fn named(mut d: Delivery) -> Delivery {
     d.status_name = status_name(d.status);
@@ -117,23 +214,16 @@ impl Delivery {
         limit: u32,
         after: Option<Cursor>,
     ) -> Result<(Vec<Delivery>, Option<Cursor>)> {
-        let mut q = QueryBuilder::<Postgres>::new(SELECT);
-        q.push(" WHERE true");
-        push_filter(&mut q, filter);
-        if let Some(c) = after {
-            q.push(" AND (d.created_at, d.id) < (")
-                .push_bind(c.created_at)
-                .push(", ")
-                .push_bind(c.id)
-                .push(")");
-        }
-        q.push(" ORDER BY d.created_at DESC, d.id DESC LIMIT ")
-            .push_bind(i64::from(limit) + 1);
-        let mut rows: Vec<Delivery> = q
-            .build_query_as()
-            .persistent(db::prepared())
-            .fetch_all(pool)
-            .await?;
+        let mut rows = if filter.state == Some(DeliveryState::Pending) {
+            let recent = fetch(pool, page(filter, limit, after, Source::Recent)).await?;
+            if recent.len() > limit as usize {
+                recent
+            } else {
+                fetch(pool, page(filter, limit, after, Source::Queue)).await?
+            }
+        } else {
+            fetch(pool, page(filter, limit, after, Source::Table)).await?
+        };
         let next = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             rows.last().map(|d| Cursor {
@@ -176,9 +266,46 @@ impl Delivery {
     }
 }
 
+/// The columns a listing is ordered by, newest first: `created_at` and `id` of the delivery
+/// (the same values), from the table the listing walks.
+pub(crate) struct Order {
+    pub created_at: &'static str,
+    pub id: &'static str,
+}
+
+/// Joins `delivery_stopped s` when the filter asks for dead or canceled deliveries, and
+/// returns the columns to order by: that table's index (state, created_at DESC, id DESC)
+/// then gives the listing's order, so a page reads its own rows and no more. Dead and
+/// canceled are rare states, and no index on `deliveries` names `state`
+/// (migrations/0020_hot_completion.sql). Push it right after the FROM clause, before WHERE.
+pub(crate) fn push_stopped(q: &mut QueryBuilder<Postgres>, f: &DeliveryFilter) -> Order {
+    match f.state {
+        Some(DeliveryState::Dead | DeliveryState::Canceled) => {
+            q.push(" JOIN delivery_stopped s ON s.delivery_id = d.id");
+            Order {
+                created_at: "s.created_at",
+                id: "s.delivery_id",
+            }
+        }
+        _ => Order {
+            created_at: "d.created_at",
+            id: "d.id",
+        },
+    }
+}
+
+/// The filter's conditions, to follow `WHERE true`; a query with a state filter pushes
+/// [`push_stopped`] first.
 pub(crate) fn push_filter(q: &mut QueryBuilder<Postgres>, f: &DeliveryFilter) {
     if let Some(v) = f.state {
         q.push(" AND d.state = ").push_bind(v.as_str());
+        match v {
+            DeliveryState::Dead | DeliveryState::Canceled => {
+                q.push(" AND s.state = ").push_bind(v.as_str());
+            }
+            // Pending: see [`Source`].
+            DeliveryState::Pending | DeliveryState::Delivered => {}
+        }
     }
     if let Some(v) = f.partner_id {
         q.push(" AND d.partner_id = ").push_bind(v);

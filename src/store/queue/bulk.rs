@@ -4,7 +4,7 @@
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::super::deliveries::push_filter;
+use super::super::deliveries::{push_filter, push_stopped};
 use super::super::{DeliveryFilter, Result, StoreError};
 use super::transitions::{REPLAY_SET, wake};
 use crate::model::{DeliveryState, Trigger, ValidationError};
@@ -37,16 +37,18 @@ pub async fn replay_matching(
     let mut total = 0u64;
     loop {
         let mut tx = pool.begin().await?;
-        let mut q = QueryBuilder::<Postgres>::new(
-            "WITH picked AS (SELECT d.id FROM deliveries d WHERE d.updated_at < ",
-        );
-        q.push_bind(started);
+        // Driven by `delivery_stopped` (the filter names dead or canceled), newest first:
+        // a chunk reads the rows it replays and those the other filters leave out.
+        let mut q = QueryBuilder::<Postgres>::new("WITH picked AS (SELECT d.id FROM deliveries d");
+        let order = push_stopped(&mut q, &filter);
+        q.push(" WHERE d.updated_at < ").push_bind(started);
         push_filter(&mut q, &filter);
         // One canceled while its attempt is still on the wire waits for that attempt.
-        q.push(
+        q.push(format!(
             " AND NOT EXISTS (SELECT 1 FROM delivery_queue q WHERE q.delivery_id = d.id) \
-             ORDER BY d.id LIMIT ",
-        )
+             ORDER BY {} DESC, {} DESC LIMIT ",
+            order.created_at, order.id
+        ))
         .push_bind(CHUNK)
         .push(" FOR UPDATE OF d SKIP LOCKED) UPDATE deliveries SET ")
         .push(REPLAY_SET)

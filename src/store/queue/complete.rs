@@ -9,7 +9,10 @@
 //!   logged and it leaves `running` now, which is when its successor may go.
 //! - Each ordered delivery that finished releases the next one of its key.
 //! - The delivery row is written once per attempt; the queue row is moved back to `ready`
-//!   or deleted (see migrations/0015_narrow_queue.sql).
+//!   or deleted (see migrations/0015_narrow_queue.sql). The delivery row's update changes
+//!   no indexed column, so PostgreSQL makes it HOT: no index entry is written
+//!   (migrations/0020_hot_completion.sql). Only a delivery that dies writes one more row,
+//!   in `delivery_stopped`.
 
 use super::super::Result;
 use super::release::release_next;
@@ -89,12 +92,18 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
                  last_error = CASE WHEN d.state = 'pending' THEN o.error ELSE d.last_error END,
                  delivered_at = CASE WHEN d.state = 'pending' AND o.state = 'delivered'
                                      THEN now() END,
-                 ordering_key = m.ordering_key,
                  sequence = m.sequence,
                  updated_at = now()
              FROM o JOIN mine m ON m.delivery_id = o.id
              WHERE d.id = o.id
-             RETURNING d.id, d.state, d.next_attempt_at
+             RETURNING d.id, d.state, d.next_attempt_at, d.endpoint_id, d.created_at
+         ),
+         -- Dead now (only a pending delivery moves, and only here to dead): listed, counted
+         -- and replayed through its `delivery_stopped` row. A delivered one writes nothing.
+         stopped AS (
+             INSERT INTO delivery_stopped (delivery_id, endpoint_id, state, created_at)
+             SELECT w.id, w.endpoint_id, 'dead', w.created_at FROM wide w
+             WHERE w.state = 'dead'
          ),
          -- Finished (or canceled while running): the delivery leaves the queue.
          gone AS (

@@ -256,8 +256,9 @@ pub async fn insert_fanned_out(
     // per-row numbering by triggers) follow the items' order.
     let rows: Vec<(Uuid, Uuid, Uuid, String)> = db::query_as(
         "INSERT INTO deliveries (notification_id, endpoint_id, partner_id, environment,
-                                 event_type, proposal)
-         SELECT x.id, e.id, e.partner_id, e.environment, x.t, x.pr
+                                 event_type, proposal, ordering_key)
+         SELECT x.id, e.id, e.partner_id, e.environment, x.t, x.pr,
+                callbackd_ordering_key(e.ordering, x.t, x.pr, n.body)
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[])
               WITH ORDINALITY AS x(id, p, env, t, pr, n)
          JOIN endpoints e ON e.partner_id = x.p AND e.environment = x.env

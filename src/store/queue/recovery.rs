@@ -31,21 +31,27 @@ pub async fn auto_replay_pass(pool: &Db, endpoints: &[Uuid], per_second: u32) ->
                AND e.deleted_at IS NULL
                AND (e.auto_replay_next_at IS NULL OR e.auto_replay_next_at <= now())
                AND EXISTS (
-                   SELECT 1 FROM deliveries d
-                   WHERE d.endpoint_id = e.id AND d.state = 'dead'
-                     AND d.trigger <> 'auto_recovery'
+                   SELECT 1 FROM delivery_stopped s JOIN deliveries d ON d.id = s.delivery_id
+                   WHERE s.endpoint_id = e.id AND s.state = 'dead'
+                     AND s.created_at >= now() - make_interval(secs => e.auto_replay_window_s)
+                     AND d.state = 'dead' AND d.trigger <> 'auto_recovery'
                      AND d.created_at >= now() - make_interval(secs => e.auto_replay_window_s))
              RETURNING e.id, e.auto_replay_window_s
          ),
+         -- The endpoint's dead letters, oldest first, through `delivery_stopped`
+         -- (migrations/0020: no index on `deliveries` names its state). Its copies of the
+         -- state and creation time find the rows; the delivery's own decide.
          picked AS (
              SELECT p.id, row_number() OVER (
                         PARTITION BY p.endpoint_id ORDER BY p.created_at, p.id) AS rn
              FROM due, LATERAL (
-                 SELECT d.id, d.endpoint_id, d.created_at FROM deliveries d
-                 WHERE d.endpoint_id = due.id AND d.state = 'dead'
-                   AND d.trigger <> 'auto_recovery'
+                 SELECT d.id, d.endpoint_id, s.created_at
+                 FROM delivery_stopped s JOIN deliveries d ON d.id = s.delivery_id
+                 WHERE s.endpoint_id = due.id AND s.state = 'dead'
+                   AND s.created_at >= now() - make_interval(secs => due.auto_replay_window_s)
+                   AND d.state = 'dead' AND d.trigger <> 'auto_recovery'
                    AND d.created_at >= now() - make_interval(secs => due.auto_replay_window_s)
-                 ORDER BY d.created_at, d.id
+                 ORDER BY s.created_at, s.delivery_id
                  LIMIT $2::int8
              ) p
          )

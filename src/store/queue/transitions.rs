@@ -106,14 +106,20 @@ impl Delivery {
             Some((queue, key, sequence)) => (Some(queue), key, sequence),
             None => (None, None, None),
         };
+        // Canceled, and so listed and counted through its `delivery_stopped` row
+        // (migrations/0020), written in the same statement.
         db::query(
-            "UPDATE deliveries SET state = 'canceled', last_error = $2, updated_at = now(),
-                 ordering_key = coalesce($3, ordering_key), sequence = coalesce($4, sequence)
-             WHERE id = $1",
+            "WITH canceled AS (
+                 UPDATE deliveries SET state = 'canceled', last_error = $2, updated_at = now(),
+                     sequence = coalesce($3, sequence)
+                 WHERE id = $1
+                 RETURNING id, endpoint_id, created_at
+             )
+             INSERT INTO delivery_stopped (delivery_id, endpoint_id, state, created_at)
+             SELECT id, endpoint_id, 'canceled', created_at FROM canceled",
         )
         .bind(id)
         .bind(reason)
-        .bind(key.as_deref())
         .bind(sequence)
         .execute(&mut *tx)
         .await?;
@@ -156,9 +162,13 @@ pub(crate) async fn cancel_pending(
          ),
          canceled AS (
              UPDATE deliveries d SET state = 'canceled', last_error = $3, updated_at = now(),
-                 ordering_key = q.ordering_key, sequence = q.sequence
+                 sequence = q.sequence
              FROM queued q WHERE d.id = q.delivery_id AND d.state = 'pending'
-             RETURNING d.id
+             RETURNING d.id, d.endpoint_id, d.created_at
+         ),
+         stopped AS (
+             INSERT INTO delivery_stopped (delivery_id, endpoint_id, state, created_at)
+             SELECT c.id, c.endpoint_id, 'canceled', c.created_at FROM canceled c
          ),
          dequeued AS (
              DELETE FROM delivery_queue x USING queued q

@@ -78,13 +78,18 @@ pub async fn reap_expired_leases(pool: &Db, max_rows: i64) -> Result<u64> {
                  last_status_code = CASE WHEN d.state = 'pending' THEN NULL
                                          ELSE d.last_status_code END,
                  last_error = CASE WHEN d.state = 'pending' THEN $2 ELSE d.last_error END,
-                 ordering_key = l.ordering_key,
                  sequence = l.sequence,
                  updated_at = now()
              FROM lost l
              WHERE d.id = l.id
              RETURNING d.id, d.endpoint_id, d.state, d.series, d.trigger, l.attempts,
-                       l.lease_token
+                       l.lease_token, d.created_at
+         ),
+         -- Dead now (a canceled one has its row already): see migrations/0020.
+         stopped AS (
+             INSERT INTO delivery_stopped (delivery_id, endpoint_id, state, created_at)
+             SELECT w.id, w.endpoint_id, 'dead', w.created_at FROM wide w
+             WHERE w.state = 'dead'
          ),
          gone AS (
              DELETE FROM delivery_queue q USING wide w

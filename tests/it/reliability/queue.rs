@@ -9,6 +9,7 @@
 
 mod backpressure;
 mod completion;
+mod hot;
 mod leases;
 mod ordering;
 mod rate;

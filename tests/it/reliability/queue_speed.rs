@@ -3,7 +3,7 @@
 //! machine runs PostgreSQL with autovacuum off; no test here runs ANALYZE or VACUUM).
 
 mod plan;
-mod staging;
+pub(super) mod staging;
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
