@@ -3,9 +3,8 @@
 //! processes may share a database.
 //!
 //! ```text
-//! wakeup (LISTEN) ──▶ sequencer (arriving → waiting / ready)
-//!    │   ┌─────────────┘ kick when it made something ready
-//!    ▼   ▼
+//! wakeup (LISTEN) ─┐
+//!                  ▼
 //! claimer ── Claimed ──▶ one task per delivery (attempt) ── Outcome ──▶ completer ──▶ hooks
 //!    ▲  permits = worker_concurrency                                      │      (alerts,
 //!    └──────────────────────── kick after each batch ◀────────────────────┘     recovery)
@@ -15,7 +14,6 @@
 //! - `attempt.rs`: one delivery's attempt, and what its result means (retry, dead, delivered);
 //! - `retry_policy.rs`: when a failed attempt is tried again;
 //! - `completer.rs`, `hooks.rs`: writing outcomes, then alerts and recovery;
-//! - `sequencer.rs`: numbering the arrivals of ordered endpoints, beside the claim loop;
 //! - `inflight.rs`, `upkeep.rs`, `wakeup.rs`: what is held, leases and reaping, LISTEN;
 //! - `retention.rs`: the purge of old finished deliveries, every worker process.
 
@@ -25,7 +23,6 @@ mod hooks;
 mod inflight;
 pub mod retention;
 mod retry_policy;
-mod sequencer;
 mod upkeep;
 mod wakeup;
 
@@ -43,6 +40,9 @@ use crate::outbound::{CallbackSender, CredentialCache};
 use crate::store::Db;
 use crate::store::{self, Outcome};
 pub use retry_policy::RetryPolicy;
+
+/// Arrivals of ordered endpoints numbered per statement.
+const SEQUENCE_BATCH: i32 = 1000;
 
 pub struct Dispatcher {
     pool: Db,
@@ -99,17 +99,9 @@ impl Dispatcher {
             self.in_flight.clone(),
             hooks,
         ));
-        let arrivals = Arc::new(Notify::new());
         let listener = tokio::spawn(wakeup::run(
             self.listen.clone(),
-            vec![self.wake.clone(), arrivals.clone()],
-            shutdown.clone(),
-        ));
-        tokio::spawn(sequencer::run(
-            self.pool.clone(),
-            arrivals,
             self.wake.clone(),
-            Duration::from_millis(self.settings.poll_interval_ms),
             shutdown.clone(),
         ));
         // Chores stop only after the requests in flight are done (or given back below).
@@ -176,6 +168,14 @@ impl Dispatcher {
                 _ = shutdown.cancelled() => return,
             };
             let wanted = (permits.available_permits() + 1).min(self.settings.claim_batch);
+            // Number what arrived for ordered endpoints first, so that it can be claimed now.
+            let sequenced = match store::sequence_arrivals(&self.pool, SEQUENCE_BATCH).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "numbering arrivals failed; retrying");
+                    0
+                }
+            };
             let lease_token = Uuid::new_v4();
             let room = self.in_flight.room(self.settings.endpoint_concurrency);
             let claimed = match store::claim(
@@ -226,7 +226,7 @@ impl Dispatcher {
                 );
             }
             drop(first);
-            if got > 0 {
+            if got > 0 || sequenced == SEQUENCE_BATCH {
                 continue; // more may be due right now
             }
             // Nothing claimable now: sleep until the next due time, a NOTIFY, or the poll.

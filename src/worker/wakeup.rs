@@ -23,19 +23,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Listens on `pool`'s host; it follows a failover, since `PgListener` reconnects through
 /// the pool, whose target the failover monitor moves.
-/// Every task that sleeps until something is enqueued: the claimer and the sequencer.
-pub type Wakes = Vec<Arc<Notify>>;
-
-fn notify(wakes: &[Arc<Notify>]) {
-    for w in wakes {
-        w.notify_one();
-    }
-}
-
-pub async fn run(pool: Db, wakes: Wakes, shutdown: CancellationToken) {
+pub async fn run(pool: Db, wake: Arc<Notify>, shutdown: CancellationToken) {
     let mut state = Reconnect::default();
     loop {
-        match listen(&pool, &wakes, &shutdown, &mut state).await {
+        match listen(&pool, &wake, &shutdown, &mut state).await {
             Ok(()) => return,
             Err(e) => state.failed(&e),
         }
@@ -88,7 +79,7 @@ fn next_backoff(current: Duration) -> Duration {
 /// not recover from itself (`Err`).
 async fn listen(
     pool: &Db,
-    wakes: &[Arc<Notify>],
+    wake: &Notify,
     shutdown: &CancellationToken,
     state: &mut Reconnect,
 ) -> Result<(), sqlx::Error> {
@@ -96,14 +87,14 @@ async fn listen(
     listener.listen(WAKE_CHANNEL).await?;
     state.listening();
     // Anything enqueued while we were not listening is found by this first look.
-    notify(wakes);
+    wake.notify_one();
     loop {
         tokio::select! {
             n = listener.try_recv() => match n? {
-                Some(_) => notify(wakes),
+                Some(_) => wake.notify_one(),
                 // The connection dropped and PgListener already listens on a new one
                 // (eager reconnect): notifications sent in between are lost, so look.
-                None => notify(wakes),
+                None => wake.notify_one(),
             },
             _ = shutdown.cancelled() => return Ok(()),
         }
