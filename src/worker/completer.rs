@@ -1,6 +1,6 @@
 //! Writes outcomes in batches: whatever has arrived while the previous batch was being
 //! written goes in the next statement, so completion costs one round-trip for many rows
-//! under load and adds no wait when idle.
+//! under load and adds no wait when idle. Up to [`WRITERS`] batches are written at once.
 //!
 //! Nothing an outcome carries may hold the others back. A batch that fails on a transient
 //! database error (the server restarting, a lost connection, a deadlock) is retried whole
@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
+use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use tokio::sync::{Notify, mpsc};
 
 use super::hooks::Hooks;
@@ -21,6 +23,13 @@ use crate::store::{self, Outcome, StoreError};
 
 const MAX_BATCH: usize = 1000;
 
+/// Batches written at once, on connections of their own. One writer left the database idle
+/// while its statement travelled and committed (an fsync), and outcomes queued behind it
+/// held their slots: with two, one batch is gathered and written while the other commits.
+/// They never wait for each other: their deliveries differ, and both lock queue rows in id
+/// order and counters in key order, as concurrent workers do.
+const WRITERS: usize = 2;
+
 pub async fn run(
     pool: Db,
     mut outcomes: mpsc::Receiver<Outcome>,
@@ -28,21 +37,39 @@ pub async fn run(
     in_flight: Arc<InFlight>,
     mut hooks: Hooks,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = outcomes.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match outcomes.try_recv() {
-                Ok(o) => batch.push(o),
-                Err(_) => break,
+    // Batches being written, at most WRITERS at once, finished in the order they were taken.
+    let mut writing = FuturesOrdered::new();
+    let mut open = true;
+    while open || !writing.is_empty() {
+        tokio::select! {
+            first = outcomes.recv(), if open && writing.len() < WRITERS => {
+                let Some(first) = first else {
+                    open = false;
+                    continue;
+                };
+                let mut batch = Vec::with_capacity(MAX_BATCH);
+                batch.push(first);
+                while batch.len() < MAX_BATCH {
+                    match outcomes.try_recv() {
+                        Ok(o) => batch.push(o),
+                        Err(_) => break,
+                    }
+                }
+                let pool = pool.clone();
+                writing.push_back(async move {
+                    write(&pool, &batch).await;
+                    batch
+                });
+            }
+            Some(batch) = writing.next(), if !writing.is_empty() => {
+                in_flight.written(batch.iter().map(|o| o.delivery_id));
+                // In the order the outcomes were taken, so alerts and recovery never see a
+                // newer outcome of an endpoint before an older one.
+                hooks.after_batch(&pool, &batch, &wake);
+                // A retry may now be due sooner than the claimer planned to wake up.
+                wake.notify_one();
             }
         }
-        write(&pool, &batch).await;
-        in_flight.written(batch.iter().map(|o| o.delivery_id));
-        hooks.after_batch(&pool, &batch, &wake);
-        batch.clear();
-        // A retry may now be due sooner than the claimer planned to wake up.
-        wake.notify_one();
     }
 }
 
