@@ -26,8 +26,7 @@ pub(super) async fn release_next(
     if keys.is_empty() {
         return Ok(());
     }
-    let (endpoints, keys): (Vec<Uuid>, Vec<&str>) =
-        keys.iter().map(|(e, k)| (*e, k.as_str())).unzip();
+    let (endpoints, keys) = columns(keys);
     // The counters first, in key order (the order the sequencer locks them in).
     db::query(
         "SELECT 1 FROM ordering_sequences s
@@ -72,8 +71,7 @@ pub(super) async fn release_next(
     // Rare: the waiting head was canceled under us. The per-key function looks again until
     // the key's head is settled (its counter is already ours).
     if !raced.is_empty() {
-        let (endpoints, keys): (Vec<Uuid>, Vec<&str>) =
-            raced.iter().map(|(e, k)| (*e, k.as_str())).unzip();
+        let (endpoints, keys) = columns(&raced);
         db::query(
             "SELECT callbackd_release_next(k.endpoint_id, k.ordering_key)
              FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS k(endpoint_id, ordering_key, n)
@@ -85,4 +83,9 @@ pub(super) async fn release_next(
         .await?;
     }
     Ok(())
+}
+
+/// `(endpoint, key)` pairs as the two arrays the statements bind.
+fn columns(keys: &[(Uuid, String)]) -> (Vec<Uuid>, Vec<&str>) {
+    keys.iter().map(|(e, k)| (*e, k.as_str())).unzip()
 }
