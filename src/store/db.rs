@@ -189,3 +189,20 @@ impl<'c> Executor<'c> for &'c Db {
         self.0.describe(sql)
     }
 }
+
+/// Prices sequential and bitmap scans out of the planner for the rest of the transaction
+/// `tx`, in one round trip. For the queue's statements, which must be index probes with a
+/// LIMIT whatever the statistics say: a plan made while a table was small (never analyzed,
+/// or vacuumed by the worker while the queue was nearly empty) prefers to read the whole table
+/// and sort it, and a prepared statement keeps that plan as the table grows. sqlx prepares
+/// once per connection; PostgreSQL's plan cache does not notice a setting changed, so the
+/// statements that need this always run after it.
+pub async fn index_probes_only(tx: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    query(
+        "SELECT set_config('enable_seqscan', 'off', true),
+                set_config('enable_bitmapscan', 'off', true)",
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}

@@ -60,7 +60,7 @@ const RATE_ALLOWS: &str = "CASE WHEN r.rate_limit_per_s IS NULL THEN 2147483647
 /// The claim statement. Binds: `$1` limit (int8, most rows to take), `$2` lease in ms (int8),
 /// `$3` lease token (uuid), `$4` endpoints with no room (uuid[]), `$5` endpoints with some
 /// room (uuid[]) and `$6` their room (int4[], same order), `$7` room of any other endpoint
-/// (int4). Run it with `SET LOCAL enable_bitmapscan = off` (see [`claim`]). Public so its
+/// (int4). Run it after [`db::index_probes_only`] (see [`claim`]). Public so its
 /// cost can be checked with `EXPLAIN (ANALYZE, BUFFERS)` (tests/it/reliability/queue_speed.rs).
 pub const CLAIM_SQL: &str = const_format::concatcp!(
     "WITH RECURSIVE ",
@@ -146,11 +146,9 @@ pub async fn claim(
 ) -> Result<Vec<Claimed>> {
     let mut tx = pool.begin().await?;
     // Statistics must not matter: an index probe with a LIMIT is always the right plan here,
-    // and a bitmap scan (chosen when the planner believes the queue is small) reads and sorts
-    // every ready row of an endpoint.
-    db::query("SET LOCAL enable_bitmapscan = off")
-        .execute(&mut *tx)
-        .await?;
+    // and a bitmap or sequential scan (chosen when the planner believes the queue is small,
+    // and kept by the prepared statement) reads and sorts every ready row.
+    db::index_probes_only(&mut tx).await?;
     let claimed = db::query_as(CLAIM_SQL)
         .bind(limit)
         .bind(lease_ms)
@@ -183,8 +181,13 @@ pub const NEXT_DUE_SQL: &str = const_format::concatcp!(
 /// Milliseconds until the next ready delivery of an enabled endpoint not in `full` is due (0
 /// if one is due now), counting each endpoint's rate, or None when nothing is ready.
 pub async fn next_due_in_ms(pool: &Db, full: &[Uuid]) -> Result<Option<i64>> {
-    Ok(db::query_scalar(NEXT_DUE_SQL)
+    // The same skip scan as the claim's, so the same planner settings (see [`claim`]).
+    let mut tx = pool.begin().await?;
+    db::index_probes_only(&mut tx).await?;
+    let due = db::query_scalar(NEXT_DUE_SQL)
         .bind(full)
-        .fetch_optional(pool)
-        .await?)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(due)
 }

@@ -254,6 +254,12 @@ pub async fn insert_fanned_out(
     .await?;
     // The same fan-out rules as callbackd_enqueue(); ORDER BY makes the insert (and so any
     // per-row numbering by triggers) follow the items' order.
+    //
+    // Each item finds its endpoints by one probe of endpoints_fanout_idx, however many
+    // endpoints there are: a LATERAL subquery (OFFSET 0 keeps it from being flattened into a
+    // join) under index_probes_only. As a plain join, the plan made once per connection while
+    // the table was small read every endpoint and compared each with each item.
+    db::index_probes_only(&mut *conn).await?;
     let rows: Vec<(Uuid, Uuid, Uuid, String)> = db::query_as(
         "INSERT INTO deliveries (notification_id, endpoint_id, partner_id, environment,
                                  event_type, proposal, ordering_key)
@@ -261,10 +267,14 @@ pub async fn insert_fanned_out(
                 callbackd_ordering_key(e.ordering, x.t, x.pr, n.body)
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[])
               WITH ORDINALITY AS x(id, p, env, t, pr, n)
-         JOIN endpoints e ON e.partner_id = x.p AND e.environment = x.env
+         CROSS JOIN LATERAL (
+             SELECT e.id, e.partner_id, e.environment, e.ordering, e.statuses, e.schedule_types
+             FROM endpoints e
+             WHERE e.partner_id = x.p AND e.environment = x.env AND e.deleted_at IS NULL
+               AND e.enabled AND x.t = ANY (e.event_types)
+             OFFSET 0) e
          JOIN notifications n ON n.id = x.id
-         WHERE e.deleted_at IS NULL AND e.enabled AND x.t = ANY (e.event_types)
-           AND callbackd_filter_passes(e.statuses, e.schedule_types, x.t, n.status, n.body)
+         WHERE callbackd_filter_passes(e.statuses, e.schedule_types, x.t, n.status, n.body)
          ORDER BY x.n, e.id
          RETURNING notification_id, id, endpoint_id, state",
     )

@@ -67,7 +67,7 @@ pub mod complete;
 pub mod enqueue;
 pub mod lease;
 pub mod recovery;
-mod release;
+pub mod release;
 pub mod retention;
 pub mod transitions;
 pub mod upkeep;

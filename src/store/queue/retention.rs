@@ -33,12 +33,7 @@ pub async fn purge_batch(pool: &Db, days: u32, batch: u32) -> Result<Purged> {
     // That walk, whatever the statistics say: without them (a table never analyzed) the
     // planner may collect every row older than the cutoff (a bitmap or a sequential scan)
     // and sort them, for each batch.
-    db::query("SET LOCAL enable_bitmapscan = off")
-        .execute(&mut *tx)
-        .await?;
-    db::query("SET LOCAL enable_seqscan = off")
-        .execute(&mut *tx)
-        .await?;
+    db::index_probes_only(&mut tx).await?;
     let deliveries: i64 = db::query_scalar(
         "WITH victims AS (
              SELECT id, state FROM deliveries

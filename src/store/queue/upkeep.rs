@@ -55,9 +55,7 @@ pub async fn vacuum_queue(session: &Db) -> Result<()> {
 /// was running leaves `running`. Returns how many were taken back.
 pub async fn reap_expired_leases(pool: &Db, max_rows: i64) -> Result<u64> {
     let mut tx = pool.begin().await?;
-    db::query("SET LOCAL enable_bitmapscan = off")
-        .execute(&mut *tx)
-        .await?;
+    db::index_probes_only(&mut tx).await?;
     let reaped: Vec<(Uuid, Uuid, Option<String>, Option<String>)> = db::query_as(
         "WITH lost AS (
              SELECT q.delivery_id AS id, q.lease_token, q.attempts, q.ordering_key,

@@ -2,6 +2,7 @@
 //! only what it can take, whatever the backlog's shape, on a database never ANALYZEd (this
 //! machine runs PostgreSQL with autovacuum off; no test here runs ANALYZE or VACUUM).
 
+mod cached_plans;
 mod plan;
 pub(super) mod staging;
 

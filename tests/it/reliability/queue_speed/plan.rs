@@ -21,7 +21,7 @@ pub struct Cost {
 }
 
 /// Runs the claim for up to `limit` rows, `per_endpoint` room each, as the workers do
-/// (`SET LOCAL enable_bitmapscan = off`), and rolls it back.
+/// (after `index_probes_only`), and rolls it back.
 pub async fn claim_cost(pool: &PgPool, limit: i64, per_endpoint: i32) -> Cost {
     explain(pool, CLAIM_SQL, |q| {
         q.bind(limit)
@@ -48,8 +48,7 @@ async fn explain(
     bind: impl for<'q> FnOnce(Query<'q>) -> Query<'q>,
 ) -> Cost {
     let mut tx = pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL enable_bitmapscan = off")
-        .execute(&mut *tx)
+    callbackd::store::db::index_probes_only(&mut tx)
         .await
         .unwrap();
     let json = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}");
