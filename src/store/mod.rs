@@ -39,7 +39,8 @@ pub use probe::{EndpointProbe, oldest_due_age};
 pub use queue::{
     Claimed, EndpointRoom, GroupItem, Next, Outcome, Purged, Written, auto_replay_pass, claim,
     complete, next_due_in_ms, purge_batch, queue_row_versions, reap_expired_leases, release_leases,
-    renew_leases, replay_matching, sequence_arrivals, vacuum_queue, write_group,
+    renew_leases, replay_matching, sequence_and_claim, sequence_arrivals, vacuum_queue,
+    write_group,
 };
 pub use stats::{AttemptBucket, EndpointAttempts};
 

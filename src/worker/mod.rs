@@ -168,18 +168,13 @@ impl Dispatcher {
                 _ = shutdown.cancelled() => return,
             };
             let wanted = (permits.available_permits() + 1).min(self.settings.claim_batch);
-            // Number what arrived for ordered endpoints first, so that it can be claimed now.
-            let sequenced = match store::sequence_arrivals(&self.pool, SEQUENCE_BATCH).await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!(error = %e, "numbering arrivals failed; retrying");
-                    0
-                }
-            };
             let lease_token = Uuid::new_v4();
             let room = self.in_flight.room(self.settings.endpoint_concurrency);
-            let claimed = match store::claim(
+            // Number what arrived for ordered endpoints first, in the claim's transaction, so
+            // that it can be claimed now.
+            let (sequenced, claimed) = match store::sequence_and_claim(
                 &self.pool,
+                SEQUENCE_BATCH,
                 wanted as i64,
                 self.settings.lease_ms as i64,
                 lease_token,

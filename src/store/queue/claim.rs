@@ -144,11 +144,43 @@ pub async fn claim(
     lease_token: Uuid,
     room: &EndpointRoom,
 ) -> Result<Vec<Claimed>> {
+    Ok(
+        sequence_and_claim(pool, 0, limit, lease_ms, lease_token, room)
+            .await?
+            .1,
+    )
+}
+
+/// What a worker does each round: numbers up to `sequence_max` arrivals of ordered endpoints
+/// (`callbackd_sequence_arrivals()`), then [`claim`]s, in one transaction, so that what was
+/// just numbered can be claimed at once. Returns how many arrivals were numbered, and the
+/// claimed deliveries.
+///
+/// One transaction rather than two: the numbering's own commit was a WAL flush per round
+/// (and a round trip to take a connection, and its BEGIN and COMMIT), for work that needs no
+/// durability of its own: arrivals whose numbering is lost in a crash are still `arriving`,
+/// and are numbered again.
+pub async fn sequence_and_claim(
+    pool: &Db,
+    sequence_max: i32,
+    limit: i64,
+    lease_ms: i64,
+    lease_token: Uuid,
+    room: &EndpointRoom,
+) -> Result<(i32, Vec<Claimed>)> {
     let mut tx = pool.begin().await?;
     // Statistics must not matter: an index probe with a LIMIT is always the right plan here,
     // and a bitmap or sequential scan (chosen when the planner believes the queue is small,
     // and kept by the prepared statement) reads and sorts every ready row.
     db::index_probes_only(&mut tx).await?;
+    let sequenced: i32 = if sequence_max > 0 {
+        db::query_scalar("SELECT callbackd_sequence_arrivals($1)")
+            .bind(sequence_max)
+            .fetch_one(&mut *tx)
+            .await?
+    } else {
+        0
+    };
     let claimed = db::query_as(CLAIM_SQL)
         .bind(limit)
         .bind(lease_ms)
@@ -160,7 +192,7 @@ pub async fn claim(
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(claimed)
+    Ok((sequenced, claimed))
 }
 
 /// The statement of [`next_due_in_ms`]. Binds: `$1` endpoints with no room (uuid[]). Public

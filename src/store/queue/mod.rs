@@ -78,7 +78,7 @@ use uuid::Uuid;
 use crate::model::ErrorKind;
 
 pub use bulk::replay_matching;
-pub use claim::{EndpointRoom, claim, next_due_in_ms};
+pub use claim::{EndpointRoom, claim, next_due_in_ms, sequence_and_claim};
 pub use complete::complete;
 pub use enqueue::{GroupItem, Written, write_group};
 pub use lease::{release_leases, renew_leases};
