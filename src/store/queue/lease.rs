@@ -15,24 +15,17 @@ pub async fn renew_leases(pool: &Db, held: &[(Uuid, Uuid)], lease_ms: i64) -> Re
         return Ok(0);
     }
     let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = held.iter().copied().unzip();
-    // By primary key, whatever the plan cached for this connection believes of the queue's
-    // size (see db::index_probes_only): a sequential scan here would read a backlog of a
-    // million rows at every renewal.
-    let mut tx = pool.begin().await?;
-    db::index_probes_only(&mut tx).await?;
     let done = db::query(
         "UPDATE delivery_queue q
          SET locked_until = now() + make_interval(secs => $3::float8 / 1000)
          FROM UNNEST($1::uuid[], $2::uuid[]) AS r(id, token)
-         WHERE q.delivery_id = r.id AND q.lease_token = r.token AND q.queue = 'running'
-           AND q.delivery_id = ANY ($1::uuid[])",
+         WHERE q.delivery_id = r.id AND q.lease_token = r.token AND q.queue = 'running'",
     )
     .bind(&ids)
     .bind(&tokens)
     .bind(lease_ms)
-    .execute(&mut *tx)
+    .execute(pool)
     .await?;
-    tx.commit().await?;
     Ok(done.rows_affected())
 }
 
@@ -46,7 +39,6 @@ pub async fn release_leases(pool: &Db, held: &[(Uuid, Uuid)]) -> Result<u64> {
     }
     let (ids, tokens): (Vec<Uuid>, Vec<Uuid>) = held.iter().copied().unzip();
     let mut tx = pool.begin().await?;
-    db::index_probes_only(&mut tx).await?;
     // Lock first, read the delivery's state after: a cancel that held the queue row has
     // committed by the time the second statement takes its snapshot.
     db::query(
@@ -66,8 +58,7 @@ pub async fn release_leases(pool: &Db, held: &[(Uuid, Uuid)]) -> Result<u64> {
              attempts = greatest(q.attempts - 1, 0)
          FROM UNNEST($1::uuid[], $2::uuid[]) AS r(id, token), deliveries d
          WHERE q.delivery_id = r.id AND q.lease_token = r.token AND q.queue = 'running'
-           AND d.id = q.delivery_id AND d.state = 'pending'
-           AND q.delivery_id = ANY ($1::uuid[]) AND d.id = ANY ($1::uuid[])",
+           AND d.id = q.delivery_id AND d.state = 'pending'",
     )
     .bind(&ids)
     .bind(&tokens)
