@@ -20,9 +20,6 @@ use super::{Next, Outcome};
 use crate::model::ErrorKind;
 use crate::store::{Db, db};
 
-/// Batches up to this size run the completion from a cached plan (see the statement).
-const CACHED_PLAN_MAX_ROWS: usize = 64;
-
 pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
     if outcomes.is_empty() {
         return Ok(());
@@ -62,7 +59,6 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
         lossy.push(o.response_body_lossy);
     }
     let mut tx = pool.begin().await?;
-    db::index_probes_only(&mut tx).await?;
     // (endpoint, key) of each ordered delivery that left `running` for good.
     let finished: Vec<(uuid::Uuid, String)> = db::query_as(
         "WITH o AS (
@@ -78,7 +74,7 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
          mine AS (
              SELECT q.delivery_id, q.ordering_key, q.sequence FROM delivery_queue q
              JOIN o ON o.id = q.delivery_id AND q.lease_token = o.token
-             WHERE q.queue = 'running' AND q.delivery_id = ANY ($1)
+             WHERE q.queue = 'running'
              ORDER BY q.delivery_id
              FOR UPDATE OF q
          ),
@@ -99,7 +95,7 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
                  sequence = m.sequence,
                  updated_at = now()
              FROM o JOIN mine m ON m.delivery_id = o.id
-             WHERE d.id = o.id AND d.id = ANY ($1)
+             WHERE d.id = o.id
              RETURNING d.id, d.state, d.next_attempt_at, d.endpoint_id, d.created_at
          ),
          -- Dead now (only a pending delivery moves, and only here to dead): listed, counted
@@ -112,7 +108,7 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
          -- Finished (or canceled while running): the delivery leaves the queue.
          gone AS (
              DELETE FROM delivery_queue q USING wide w
-             WHERE q.delivery_id = w.id AND w.state <> 'pending' AND q.delivery_id = ANY ($1)
+             WHERE q.delivery_id = w.id AND w.state <> 'pending'
              RETURNING q.endpoint_id, q.ordering_key
          ),
          -- Retried later: ready again at its next attempt's time.
@@ -120,7 +116,7 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
              UPDATE delivery_queue q SET queue = 'ready', next_attempt_at = w.next_attempt_at,
                     locked_until = NULL, lease_token = NULL
              FROM wide w
-             WHERE q.delivery_id = w.id AND w.state = 'pending' AND q.delivery_id = ANY ($1)
+             WHERE q.delivery_id = w.id AND w.state = 'pending'
          ),
          logged AS (
              INSERT INTO delivery_attempts
@@ -131,7 +127,7 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
                     o.status_code, o.error, o.error_kind, o.response_body, o.lossy,
                     -- why this series exists (a series replaced meanwhile keeps it unknown)
                     CASE WHEN d.series = o.series THEN d.trigger END, o.token
-             FROM o JOIN deliveries d ON d.id = o.id AND d.id = ANY ($1)
+             FROM o JOIN deliveries d ON d.id = o.id
              ON CONFLICT (delivery_id, lease_token) DO NOTHING
          )
          SELECT DISTINCT g.endpoint_id, g.ordering_key FROM gone g
@@ -151,20 +147,13 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
     .bind(&bodies)
     .bind(&lossy)
     .bind(&kinds)
-    // A large batch is planned for itself, never from a cached generic plan: a generic plan
-    // cannot know how many rows the arrays hold (it assumes 10), so it joins them by nested
-    // loops, and a batch's cost grows with its square. Measured on 100,000 deliveries with one
-    // worker: 87 ms per batch of 324 with the generic plan (completions fell behind, so
-    // batches grew, so they fell further behind), 8.3 ms per batch of 117 planned each time
-    // (0.46 ms of it planning); 3,145 → 6,035 deliveries/s (docs/performance.md).
-    //
-    // A small batch, what a steady flow or single-call ingest makes (13 outcomes on average in
-    // `ingest`), keeps its plan: planning was 43 % of the statement's time there (0.57 ms a
-    // batch, pg_stat_statements with track_planning), and a square of at most
-    // CACHED_PLAN_MAX_ROWS is small. Every table it reads is bounded by `= ANY ($1)`, the
-    // batch's ids, and scanned by index (index_probes_only), so a plan made while the tables
-    // were small cannot read them whole once they have grown.
-    .persistent(db::prepared() && n <= CACHED_PLAN_MAX_ROWS)
+    // Planned for each batch, never from a cached generic plan: a generic plan cannot know
+    // how many rows the arrays hold (it assumes 10), so it joins them by nested loops, and a
+    // batch's cost grows with its square. Measured on 100,000 deliveries with one worker: 87 ms
+    // per batch of 324 with the generic plan (completions fell behind, so batches grew, so
+    // they fell further behind), 8.3 ms per batch of 117 planned each time (0.46 ms of it
+    // planning); 3,145 → 6,035 deliveries/s (docs/performance.md).
+    .persistent(false)
     .fetch_all(&mut *tx)
     .await?;
     release_next(&mut tx, &finished).await?;
