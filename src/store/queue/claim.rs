@@ -173,11 +173,8 @@ pub async fn sequence_and_claim(
     // and a bitmap or sequential scan (chosen when the planner believes the queue is small,
     // and kept by the prepared statement) reads and sorts every ready row.
     db::index_probes_only(&mut tx).await?;
-    let sequenced: i32 = if sequence_max > 0 {
-        db::query_scalar("SELECT callbackd_sequence_arrivals($1)")
-            .bind(sequence_max)
-            .fetch_one(&mut *tx)
-            .await?
+    let sequenced = if sequence_max > 0 {
+        super::upkeep::sequence_arrivals(&mut *tx, sequence_max).await?
     } else {
         0
     };

@@ -9,10 +9,11 @@ use crate::store::{Db, db};
 
 /// Numbers up to `max_rows` committed arrivals (arriving → waiting | ready) and returns how
 /// many it numbered. See `callbackd_sequence_arrivals()` in migrations/0011.
-pub async fn sequence_arrivals(pool: &Db, max_rows: i32) -> Result<i32> {
+/// On the pool, or inside a transaction (the worker's claim: `claim::sequence_and_claim`).
+pub async fn sequence_arrivals<'c>(conn: impl sqlx::PgExecutor<'c>, max_rows: i32) -> Result<i32> {
     Ok(db::query_scalar("SELECT callbackd_sequence_arrivals($1)")
         .bind(max_rows)
-        .fetch_one(pool)
+        .fetch_one(conn)
         .await?)
 }
 

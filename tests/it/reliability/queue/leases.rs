@@ -116,9 +116,7 @@ async fn no_lease_expires_under_a_live_request_or_a_slow_completion() {
 
 /// Claims for a worker that will die: no outcome is ever written for these leases.
 async fn claim_and_die(pool: &PgPool, lease_ms: i64) -> Vec<Claimed> {
-    store::sequence_arrivals(&pool.clone().into(), 100)
-        .await
-        .unwrap();
+    store::sequence_arrivals(pool, 100).await.unwrap();
     let room = EndpointRoom {
         per_endpoint: 10,
         ..Default::default()
