@@ -215,3 +215,55 @@ async fn an_arrival_canceled_before_it_was_numbered_is_numbered_when_replayed() 
     );
     assert_eq!(queued(&app).await, Some(("ready".into(), Some(1))));
 }
+
+/// The sequencer asks "is anything of this key active?" only for a key numbered before: a
+/// key whose numbers start at 1 in this call has nothing active by construction. Both paths,
+/// in one numbering call: a second arrival of a key whose first is ready waits (number 2), a
+/// new key's first arrival is ready (number 1); and a key whose deliveries all finished
+/// makes its next arrival ready again (number 3).
+#[tokio::test]
+async fn only_a_key_numbered_before_is_looked_up_and_its_arrival_waits_while_it_is_active() {
+    let app = super::leases::api_only().await;
+    let rx = Receiver::start().await;
+    let (partner, _) = partner_with_endpoint(&app, &rx, json!({})).await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let queued = |id: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<i64>)>(
+                "SELECT queue, sequence FROM delivery_queue WHERE delivery_id = $1::uuid",
+            )
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let number = || callbackd::store::sequence_arrivals(&app.pool, 100);
+
+    let a1 = enqueue_status(&app, partner, a, 1).await;
+    assert_eq!(number().await.unwrap(), 1);
+    assert_eq!(queued(a1.clone()).await, ("ready".into(), Some(1)));
+
+    let a2 = enqueue_status(&app, partner, a, 2).await;
+    let b1 = enqueue_status(&app, partner, b, 1).await;
+    assert_eq!(number().await.unwrap(), 2);
+    assert_eq!(
+        queued(a2.clone()).await,
+        ("waiting".into(), Some(2)),
+        "its key's first delivery is still ready: it waits"
+    );
+    assert_eq!(
+        queued(b1).await,
+        ("ready".into(), Some(1)),
+        "a new key: ready"
+    );
+
+    // A's deliveries both leave the queue; its next one is ready, numbered on from 2.
+    assert_eq!(cancel(&app, &a1).await.status(), 200);
+    assert_eq!(queued(a2.clone()).await, ("ready".into(), Some(2)));
+    assert_eq!(cancel(&app, &a2).await.status(), 200);
+    let a3 = enqueue_status(&app, partner, a, 3).await;
+    assert_eq!(number().await.unwrap(), 1);
+    assert_eq!(queued(a3).await, ("ready".into(), Some(3)));
+}
