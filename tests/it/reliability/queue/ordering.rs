@@ -23,6 +23,15 @@ async fn cancel(app: &TestApp, id: &str) -> reqwest::Response {
         .await
 }
 
+/// The delivery's queue row: where it stands and its number, or None once it left the queue.
+async fn queue_row(app: &TestApp, id: &str) -> Option<(String, Option<i64>)> {
+    sqlx::query_as("SELECT queue, sequence FROM delivery_queue WHERE delivery_id = $1::uuid")
+        .bind(id)
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap()
+}
+
 async fn replay(app: &TestApp, id: &str) -> reqwest::Response {
     app.post(&format!("/v1/deliveries/{id}/replay"), &json!({}))
         .await
@@ -182,29 +191,16 @@ async fn an_arrival_canceled_before_it_was_numbered_is_numbered_when_replayed() 
     let rx = Receiver::start().await;
     let (partner, _) = partner_with_endpoint(&app, &rx, json!({})).await;
     let id = enqueue_status(&app, partner, Uuid::new_v4(), 1).await;
-    let queued = |app: &TestApp| {
-        let pool = app.pool.clone();
-        let id = id.clone();
-        async move {
-            sqlx::query_as::<_, (String, Option<i64>)>(
-                "SELECT queue, sequence FROM delivery_queue WHERE delivery_id = $1::uuid",
-            )
-            .bind(&id)
-            .fetch_optional(&pool)
-            .await
-            .unwrap()
-        }
-    };
-    assert_eq!(queued(&app).await, Some(("arriving".into(), None)));
+    assert_eq!(queue_row(&app, &id).await, Some(("arriving".into(), None)));
 
     assert_eq!(cancel(&app, &id).await.status(), 200);
     assert_eq!(
-        queued(&app).await,
+        queue_row(&app, &id).await,
         None,
         "a canceled arrival leaves the queue"
     );
     assert_eq!(replay(&app, &id).await.status(), 202);
-    assert_eq!(queued(&app).await, Some(("arriving".into(), None)));
+    assert_eq!(queue_row(&app, &id).await, Some(("arriving".into(), None)));
 
     // What a worker does first on each loop.
     assert_eq!(
@@ -213,7 +209,7 @@ async fn an_arrival_canceled_before_it_was_numbered_is_numbered_when_replayed() 
             .unwrap(),
         1
     );
-    assert_eq!(queued(&app).await, Some(("ready".into(), Some(1))));
+    assert_eq!(queue_row(&app, &id).await, Some(("ready".into(), Some(1))));
 }
 
 /// The sequencer asks "is anything of this key active?" only for a key numbered before: a
@@ -227,43 +223,32 @@ async fn only_a_key_numbered_before_is_looked_up_and_its_arrival_waits_while_it_
     let rx = Receiver::start().await;
     let (partner, _) = partner_with_endpoint(&app, &rx, json!({})).await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    let queued = |id: String| {
-        let pool = app.pool.clone();
-        async move {
-            sqlx::query_as::<_, (String, Option<i64>)>(
-                "SELECT queue, sequence FROM delivery_queue WHERE delivery_id = $1::uuid",
-            )
-            .bind(&id)
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-        }
-    };
+    let queued = async |id: &str| queue_row(&app, id).await.expect("still queued");
     let number = || callbackd::store::sequence_arrivals(&app.pool, 100);
 
     let a1 = enqueue_status(&app, partner, a, 1).await;
     assert_eq!(number().await.unwrap(), 1);
-    assert_eq!(queued(a1.clone()).await, ("ready".into(), Some(1)));
+    assert_eq!(queued(&a1).await, ("ready".into(), Some(1)));
 
     let a2 = enqueue_status(&app, partner, a, 2).await;
     let b1 = enqueue_status(&app, partner, b, 1).await;
     assert_eq!(number().await.unwrap(), 2);
     assert_eq!(
-        queued(a2.clone()).await,
+        queued(&a2).await,
         ("waiting".into(), Some(2)),
         "its key's first delivery is still ready: it waits"
     );
     assert_eq!(
-        queued(b1).await,
+        queued(&b1).await,
         ("ready".into(), Some(1)),
         "a new key: ready"
     );
 
     // A's deliveries both leave the queue; its next one is ready, numbered on from 2.
     assert_eq!(cancel(&app, &a1).await.status(), 200);
-    assert_eq!(queued(a2.clone()).await, ("ready".into(), Some(2)));
+    assert_eq!(queued(&a2).await, ("ready".into(), Some(2)));
     assert_eq!(cancel(&app, &a2).await.status(), 200);
     let a3 = enqueue_status(&app, partner, a, 3).await;
     assert_eq!(number().await.unwrap(), 1);
-    assert_eq!(queued(a3).await, ("ready".into(), Some(3)));
+    assert_eq!(queued(&a3).await, ("ready".into(), Some(3)));
 }
