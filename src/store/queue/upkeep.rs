@@ -8,7 +8,8 @@ use super::release::release_next;
 use crate::store::{Db, db};
 
 /// Numbers up to `max_rows` committed arrivals (arriving → waiting | ready) and returns how
-/// many it numbered. See `callbackd_sequence_arrivals()` in migrations/0011.
+/// many it numbered. See `callbackd_sequence_arrivals()` in migrations/0011 (and 0024: one
+/// sequencer at a time per database; a call that finds another numbering returns 0 at once).
 /// On the pool, or inside a transaction (the worker's claim: `claim::sequence_and_claim`).
 pub async fn sequence_arrivals<'c>(conn: impl sqlx::PgExecutor<'c>, max_rows: i32) -> Result<i32> {
     Ok(db::query_scalar("SELECT callbackd_sequence_arrivals($1)")

@@ -13,6 +13,7 @@ mod hot;
 mod leases;
 mod ordering;
 mod rate;
+mod sequencer;
 mod vacuum;
 
 use std::time::Duration;
