@@ -110,6 +110,7 @@ async fn run(
 }
 
 async fn serve(settings: Settings, role: Role) -> anyhow::Result<()> {
+    callbackd::startup::raise_open_files_limit(&settings, role);
     let app = Application::build(settings, role).await?;
     if app.uses_dev_key() {
         tracing::warn!(

@@ -5,6 +5,7 @@
 mod api_hardening;
 mod db_restart;
 mod faults;
+mod open_files;
 mod props;
 mod queue;
 mod queue_speed;

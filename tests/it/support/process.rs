@@ -23,6 +23,16 @@ pub struct Proc {
 /// Starts `callbackd serve --role <role>` on `database_url` with the test defaults (fast
 /// retries, private targets allowed, the tests' secret key and token) and `extra` env.
 pub async fn start(database_url: &str, role: &str, extra: &[(&str, &str)]) -> Proc {
+    start_with(database_url, role, extra, |_| {}).await
+}
+
+/// As [`start`], with `configure` applied to the command last (e.g. limits set before exec).
+pub async fn start_with(
+    database_url: &str,
+    role: &str,
+    extra: &[(&str, &str)],
+    configure: impl FnOnce(&mut Command),
+) -> Proc {
     let s = test_settings(database_url);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_callbackd"));
     cmd.args(["serve", "--role", role])
@@ -43,6 +53,7 @@ pub async fn start(database_url: &str, role: &str, extra: &[(&str, &str)]) -> Pr
     for (k, v) in extra {
         cmd.env(k, v);
     }
+    configure(&mut cmd);
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .stdin(Stdio::null())
