@@ -206,3 +206,19 @@ pub async fn index_probes_only(tx: &mut sqlx::PgConnection) -> sqlx::Result<()> 
     .await?;
     Ok(())
 }
+
+/// As [`index_probes_only`], and the prepared statements that follow in `tx` run their
+/// cached generic plan rather than being planned again for their parameters. For
+/// statements written so that their one sensible plan is a probe per row whatever the
+/// estimates (the completion, src/store/queue/complete.rs), whose planning would cost
+/// more than running them.
+pub async fn index_probes_planned_once(tx: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    query(
+        "SELECT set_config('enable_seqscan', 'off', true),
+                set_config('enable_bitmapscan', 'off', true),
+                set_config('plan_cache_mode', 'force_generic_plan', true)",
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}

@@ -20,6 +20,90 @@ use super::{Next, Outcome};
 use crate::model::ErrorKind;
 use crate::store::{Db, db};
 
+/// The completion statement. Binds, one array element per outcome: `$1` delivery ids,
+/// `$2` lease tokens, `$3` next state (`delivered`, `pending` to retry, `dead`), `$4` retry
+/// delay in ms, `$5` series, `$6` attempt, `$7` started at, `$8` duration in ms, `$9` status
+/// code, `$10` error, `$11` response body, `$12` body was lossy, `$13` error kind. Returns
+/// the (endpoint, key) of each ordered delivery that left `running` for good. Run it after
+/// [`db::index_probes_planned_once`] (see [`complete`]); public so its plan can be checked
+/// (tests/it/reliability/queue_speed/completion_plan.rs).
+pub const COMPLETE_SQL: &str = "WITH o AS (
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::int4[],
+                              $6::int4[], $7::timestamptz[], $8::int4[], $9::int4[],
+                              $10::text[], $11::text[], $12::bool[], $13::text[])
+             AS o(id, token, state, delay_ms, series, attempt, started_at, duration_ms,
+                  status_code, error, response_body, lossy, error_kind)
+     ),
+     -- The outcomes whose queue row is still leased to us, that row locked first (in id
+     -- order, as every writer of queue rows that also writes deliveries locks them) so
+     -- that a cancel of the same delivery waits for this completion or this completion
+     -- sees it. One probe per outcome: the LATERAL with FOR UPDATE cannot be flattened,
+     -- so it runs as a nested loop over the sorted outcomes whatever the estimates.
+     mine AS (
+         SELECT o.*, q.ordering_key, q.sequence
+         FROM (SELECT * FROM o ORDER BY o.id) o
+         CROSS JOIN LATERAL (
+             SELECT q.ordering_key, q.sequence FROM delivery_queue q
+             WHERE q.delivery_id = o.id AND q.lease_token = o.token
+               AND q.queue = 'running'
+             FOR UPDATE) q
+     ),
+     -- The delivery row: one write per attempt. Its state moves only while pending (a
+     -- delivery canceled meanwhile stays canceled); RETURNING gives the state it now has.
+     wide AS (
+         UPDATE deliveries d SET
+             state = CASE WHEN d.state = 'pending' THEN m.state ELSE d.state END,
+             attempts = CASE WHEN d.state = 'pending' THEN m.attempt ELSE d.attempts END,
+             next_attempt_at = CASE WHEN d.state = 'pending' AND m.state = 'pending'
+                 THEN now() + make_interval(secs => m.delay_ms::float8 / 1000)
+                 ELSE d.next_attempt_at END,
+             last_status_code = CASE WHEN d.state = 'pending' THEN m.status_code
+                                     ELSE d.last_status_code END,
+             last_error = CASE WHEN d.state = 'pending' THEN m.error ELSE d.last_error END,
+             delivered_at = CASE WHEN d.state = 'pending' AND m.state = 'delivered'
+                                 THEN now() END,
+             sequence = m.sequence,
+             updated_at = now()
+         FROM mine m
+         WHERE d.id = m.id
+         RETURNING d.id, d.state, d.next_attempt_at, d.endpoint_id, d.created_at
+     ),
+     -- Dead now (only a pending delivery moves, and only here to dead): listed, counted
+     -- and replayed through its `delivery_stopped` row. A delivered one writes nothing.
+     stopped AS (
+         INSERT INTO delivery_stopped (delivery_id, endpoint_id, state, created_at)
+         SELECT w.id, w.endpoint_id, 'dead', w.created_at FROM wide w
+         WHERE w.state = 'dead'
+     ),
+     -- Finished (or canceled while running): the delivery leaves the queue.
+     gone AS (
+         DELETE FROM delivery_queue q USING wide w
+         WHERE q.delivery_id = w.id AND w.state <> 'pending'
+         RETURNING q.endpoint_id, q.ordering_key
+     ),
+     -- Retried later: ready again at its next attempt's time.
+     retry AS (
+         UPDATE delivery_queue q SET queue = 'ready', next_attempt_at = w.next_attempt_at,
+                locked_until = NULL, lease_token = NULL
+         FROM wide w
+         WHERE q.delivery_id = w.id AND w.state = 'pending'
+     ),
+     logged AS (
+         INSERT INTO delivery_attempts
+             (delivery_id, endpoint_id, series, attempt, started_at, duration_ms,
+              status_code, error, error_kind, response_body, response_body_lossy, trigger,
+              lease_token)
+         SELECT o.id, d.endpoint_id, o.series, o.attempt, o.started_at, o.duration_ms,
+                o.status_code, o.error, o.error_kind, o.response_body, o.lossy,
+                -- why this series exists (a series replaced meanwhile keeps it unknown)
+                CASE WHEN d.series = o.series THEN d.trigger END, o.token
+         FROM o JOIN deliveries d ON d.id = o.id
+         ON CONFLICT (delivery_id, lease_token) DO NOTHING
+     )
+     SELECT DISTINCT g.endpoint_id, g.ordering_key FROM gone g
+     WHERE g.ordering_key IS NOT NULL
+     ORDER BY 1, 2";
+
 pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
     if outcomes.is_empty() {
         return Ok(());
@@ -59,103 +143,32 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
         lossy.push(o.response_body_lossy);
     }
     let mut tx = pool.begin().await?;
+    // Planned once per connection, not per batch. Planning this statement took 0.5 ms, a
+    // third of its cost in a trickle of small batches (36 of 84 µs per notification in
+    // `ingest`; docs/performance.md, 2026-12-04). A cached generic plan cannot know how
+    // many outcomes the arrays hold (it assumes 10), so the statement is written for every
+    // join to be a probe from the outcomes into a primary key: no join between two of its
+    // CTEs, which a generic plan ran as nested loops (87 ms per batch of 324, its cost
+    // growing with the square of the batch), and no scan that a plan made while the tables
+    // were small would prefer (`db::index_probes_planned_once`).
+    db::index_probes_planned_once(&mut tx).await?;
     // (endpoint, key) of each ordered delivery that left `running` for good.
-    let finished: Vec<(uuid::Uuid, String)> = db::query_as(
-        "WITH o AS (
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::int4[],
-                                  $6::int4[], $7::timestamptz[], $8::int4[], $9::int4[],
-                                  $10::text[], $11::text[], $12::bool[], $13::text[])
-                 AS o(id, token, state, delay_ms, series, attempt, started_at, duration_ms,
-                      status_code, error, response_body, lossy, error_kind)
-         ),
-         -- The queue rows whose lease is still ours, locked first (in id order, as every
-         -- writer of queue rows that also writes deliveries locks them) so that a cancel of
-         -- the same delivery waits for this completion or this completion sees it.
-         mine AS (
-             SELECT q.delivery_id, q.ordering_key, q.sequence FROM delivery_queue q
-             JOIN o ON o.id = q.delivery_id AND q.lease_token = o.token
-             WHERE q.queue = 'running'
-             ORDER BY q.delivery_id
-             FOR UPDATE OF q
-         ),
-         -- The delivery row: one write per attempt. Its state moves only while pending (a
-         -- delivery canceled meanwhile stays canceled); RETURNING gives the state it now has.
-         wide AS (
-             UPDATE deliveries d SET
-                 state = CASE WHEN d.state = 'pending' THEN o.state ELSE d.state END,
-                 attempts = CASE WHEN d.state = 'pending' THEN o.attempt ELSE d.attempts END,
-                 next_attempt_at = CASE WHEN d.state = 'pending' AND o.state = 'pending'
-                     THEN now() + make_interval(secs => o.delay_ms::float8 / 1000)
-                     ELSE d.next_attempt_at END,
-                 last_status_code = CASE WHEN d.state = 'pending' THEN o.status_code
-                                         ELSE d.last_status_code END,
-                 last_error = CASE WHEN d.state = 'pending' THEN o.error ELSE d.last_error END,
-                 delivered_at = CASE WHEN d.state = 'pending' AND o.state = 'delivered'
-                                     THEN now() END,
-                 sequence = m.sequence,
-                 updated_at = now()
-             FROM o JOIN mine m ON m.delivery_id = o.id
-             WHERE d.id = o.id
-             RETURNING d.id, d.state, d.next_attempt_at, d.endpoint_id, d.created_at
-         ),
-         -- Dead now (only a pending delivery moves, and only here to dead): listed, counted
-         -- and replayed through its `delivery_stopped` row. A delivered one writes nothing.
-         stopped AS (
-             INSERT INTO delivery_stopped (delivery_id, endpoint_id, state, created_at)
-             SELECT w.id, w.endpoint_id, 'dead', w.created_at FROM wide w
-             WHERE w.state = 'dead'
-         ),
-         -- Finished (or canceled while running): the delivery leaves the queue.
-         gone AS (
-             DELETE FROM delivery_queue q USING wide w
-             WHERE q.delivery_id = w.id AND w.state <> 'pending'
-             RETURNING q.endpoint_id, q.ordering_key
-         ),
-         -- Retried later: ready again at its next attempt's time.
-         retry AS (
-             UPDATE delivery_queue q SET queue = 'ready', next_attempt_at = w.next_attempt_at,
-                    locked_until = NULL, lease_token = NULL
-             FROM wide w
-             WHERE q.delivery_id = w.id AND w.state = 'pending'
-         ),
-         logged AS (
-             INSERT INTO delivery_attempts
-                 (delivery_id, endpoint_id, series, attempt, started_at, duration_ms,
-                  status_code, error, error_kind, response_body, response_body_lossy, trigger,
-                  lease_token)
-             SELECT o.id, d.endpoint_id, o.series, o.attempt, o.started_at, o.duration_ms,
-                    o.status_code, o.error, o.error_kind, o.response_body, o.lossy,
-                    -- why this series exists (a series replaced meanwhile keeps it unknown)
-                    CASE WHEN d.series = o.series THEN d.trigger END, o.token
-             FROM o JOIN deliveries d ON d.id = o.id
-             ON CONFLICT (delivery_id, lease_token) DO NOTHING
-         )
-         SELECT DISTINCT g.endpoint_id, g.ordering_key FROM gone g
-         WHERE g.ordering_key IS NOT NULL
-         ORDER BY 1, 2",
-    )
-    .bind(&ids)
-    .bind(&tokens)
-    .bind(&states)
-    .bind(&delays)
-    .bind(&series)
-    .bind(&attempts)
-    .bind(&started)
-    .bind(&durations)
-    .bind(&codes)
-    .bind(&errors)
-    .bind(&bodies)
-    .bind(&lossy)
-    .bind(&kinds)
-    // Planned for each batch, never from a cached generic plan: a generic plan cannot know
-    // how many rows the arrays hold (it assumes 10), so it joins them by nested loops, and a
-    // batch's cost grows with its square. Measured on 100,000 deliveries with one worker: 87 ms
-    // per batch of 324 with the generic plan (completions fell behind, so batches grew, so
-    // they fell further behind), 8.3 ms per batch of 117 planned each time (0.46 ms of it
-    // planning); 3,145 → 6,035 deliveries/s (docs/performance.md).
-    .persistent(false)
-    .fetch_all(&mut *tx)
-    .await?;
+    let finished: Vec<(uuid::Uuid, String)> = db::query_as(COMPLETE_SQL)
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(&states)
+        .bind(&delays)
+        .bind(&series)
+        .bind(&attempts)
+        .bind(&started)
+        .bind(&durations)
+        .bind(&codes)
+        .bind(&errors)
+        .bind(&bodies)
+        .bind(&lossy)
+        .bind(&kinds)
+        .fetch_all(&mut *tx)
+        .await?;
     release_next(&mut tx, &finished).await?;
     tx.commit().await?;
     Ok(())

@@ -3,6 +3,7 @@
 //! machine runs PostgreSQL with autovacuum off; no test here runs ANALYZE or VACUUM).
 
 mod cached_plans;
+mod completion_plan;
 mod plan;
 pub(super) mod staging;
 
