@@ -24,7 +24,7 @@ async fn cancel(app: &TestApp, id: &str) -> reqwest::Response {
 }
 
 /// The delivery's queue row: where it stands and its number, or None once it left the queue.
-async fn queue_row(app: &TestApp, id: &str) -> Option<(String, Option<i64>)> {
+pub(super) async fn queue_row(app: &TestApp, id: &str) -> Option<(String, Option<i64>)> {
     sqlx::query_as("SELECT queue, sequence FROM delivery_queue WHERE delivery_id = $1::uuid")
         .bind(id)
         .fetch_optional(&app.pool)

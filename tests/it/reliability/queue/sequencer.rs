@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::ordering::queue_row;
 use super::{enqueue_status, partner_with_endpoint, wait_until};
 use crate::support::receiver::Receiver;
 
@@ -74,15 +75,7 @@ async fn two_sequencers_at_once_keep_a_proposals_order() {
     .await;
 
     let numbered_by_b = number(100).await;
-    let queued = async |id: &str| {
-        sqlx::query_as::<_, (String, Option<i64>)>(
-            "SELECT queue, sequence FROM delivery_queue WHERE delivery_id = $1::uuid",
-        )
-        .bind(id)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
-    };
+    let queued = async |id: &str| queue_row(&app, id).await.expect("still queued");
     let k2_while_a_numbers = queued(&k2).await;
 
     holder.commit().await.unwrap();
