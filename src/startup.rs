@@ -20,7 +20,7 @@ use crate::worker::Dispatcher;
 mod error;
 mod open_files;
 pub use error::{StartupError, one_line};
-pub use open_files::{open_files_needed, raise_open_files_limit};
+pub use open_files::raise_open_files_limit;
 
 /// Which parts run in this process (`serve --role`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

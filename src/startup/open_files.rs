@@ -19,7 +19,7 @@ const BESIDES_REQUESTS: u64 = 64;
 
 /// How many descriptors `role` needs with `settings`: one per request in flight (a worker),
 /// plus the database pool and [`BESIDES_REQUESTS`].
-pub fn open_files_needed(settings: &Settings, role: Role) -> u64 {
+fn open_files_needed(settings: &Settings, role: Role) -> u64 {
     let requests = if role.runs_worker() {
         settings.worker_concurrency as u64
     } else {

@@ -198,13 +198,7 @@ impl<'c> Executor<'c> for &'c Db {
 /// once per connection; PostgreSQL's plan cache does not notice a setting changed, so the
 /// statements that need this always run after it.
 pub async fn index_probes_only(tx: &mut sqlx::PgConnection) -> sqlx::Result<()> {
-    query(
-        "SELECT set_config('enable_seqscan', 'off', true),
-                set_config('enable_bitmapscan', 'off', true)",
-    )
-    .execute(tx)
-    .await?;
-    Ok(())
+    queue_planner(tx, false).await
 }
 
 /// As [`index_probes_only`], and the prepared statements that follow in `tx` run their
@@ -213,11 +207,18 @@ pub async fn index_probes_only(tx: &mut sqlx::PgConnection) -> sqlx::Result<()> 
 /// estimates (the completion, src/store/queue/complete.rs), whose planning would cost
 /// more than running them.
 pub async fn index_probes_planned_once(tx: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    queue_planner(tx, true).await
+}
+
+/// The settings of both, in one round trip; `plan_cache_mode` is left as it is unless
+/// `cached`.
+async fn queue_planner(tx: &mut sqlx::PgConnection, cached: bool) -> sqlx::Result<()> {
     query(
         "SELECT set_config('enable_seqscan', 'off', true),
                 set_config('enable_bitmapscan', 'off', true),
-                set_config('plan_cache_mode', 'force_generic_plan', true)",
+                CASE WHEN $1 THEN set_config('plan_cache_mode', 'force_generic_plan', true) END",
     )
+    .bind(cached)
     .execute(tx)
     .await?;
     Ok(())
