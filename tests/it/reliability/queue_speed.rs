@@ -5,6 +5,7 @@
 mod cached_plans;
 mod completion_plan;
 mod plan;
+mod planned_once;
 pub(super) mod staging;
 
 use std::collections::HashSet;
