@@ -190,36 +190,48 @@ impl<'c> Executor<'c> for &'c Db {
     }
 }
 
-/// Prices sequential and bitmap scans out of the planner for the rest of the transaction
-/// `tx`, in one round trip. For the queue's statements, which must be index probes with a
-/// LIMIT whatever the statistics say: a plan made while a table was small (never analyzed,
-/// or vacuumed by the worker while the queue was nearly empty) prefers to read the whole table
-/// and sort it, and a prepared statement keeps that plan as the table grows. sqlx prepares
-/// once per connection; PostgreSQL's plan cache does not notice a setting changed, so the
-/// statements that need this always run after it.
-pub async fn index_probes_only(tx: &mut sqlx::PgConnection) -> sqlx::Result<()> {
-    queue_planner(tx, false).await
+/// How a queue transaction's prepared statements are planned, besides index probes only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plans {
+    /// PostgreSQL decides, as for any statement: custom plans for their arguments at first,
+    /// then perhaps its cached generic plan.
+    AsUsual,
+    /// Always the cached generic plan, made once per connection. For statements written so
+    /// that their one sensible plan is a probe per row whatever the estimates (the claim, the
+    /// completion), whose planning would cost more than running them.
+    Cached,
 }
 
-/// As [`index_probes_only`], and the prepared statements that follow in `tx` run their
-/// cached generic plan rather than being planned again for their parameters. For
-/// statements written so that their one sensible plan is a probe per row whatever the
-/// estimates (the completion, src/store/queue/complete.rs), whose planning would cost
-/// more than running them.
-pub async fn index_probes_planned_once(tx: &mut sqlx::PgConnection) -> sqlx::Result<()> {
-    queue_planner(tx, true).await
+impl Plans {
+    /// The BEGIN of [`begin_probing`]: one simple query that starts the transaction and
+    /// sets its planner. Public so tests can run a statement exactly as the product does.
+    pub fn begin_statement(self) -> &'static str {
+        match self {
+            Plans::AsUsual => {
+                "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off"
+            }
+            Plans::Cached => {
+                "BEGIN; SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; \
+                 SET LOCAL plan_cache_mode = force_generic_plan"
+            }
+        }
+    }
 }
 
-/// The settings of both, in one round trip; `plan_cache_mode` is left as it is unless
-/// `cached`.
-async fn queue_planner(tx: &mut sqlx::PgConnection, cached: bool) -> sqlx::Result<()> {
-    query(
-        "SELECT set_config('enable_seqscan', 'off', true),
-                set_config('enable_bitmapscan', 'off', true),
-                CASE WHEN $1 THEN set_config('plan_cache_mode', 'force_generic_plan', true) END",
-    )
-    .bind(cached)
-    .execute(tx)
-    .await?;
-    Ok(())
+/// Begins a transaction on `pool` in which sequential and bitmap scans are priced out of the
+/// planner, in the BEGIN's own round trip (one simple query: `BEGIN; SET LOCAL ...`). For
+/// the queue's statements, which must be index probes with a LIMIT whatever the statistics
+/// say: a plan made while a table was small (never analyzed, or vacuumed by the worker while
+/// the queue was nearly empty) prefers to read the whole table and sort it, and a prepared
+/// statement keeps that plan as the table grows. sqlx prepares once per connection;
+/// PostgreSQL's plan cache does not notice a setting changed, so the statements that need
+/// this always run in such a transaction.
+///
+/// Setting them in a statement of their own cost a round trip per transaction: one more
+/// statement for every 15 notifications in `ingest` (docs/performance.md, 2026-12-05).
+pub async fn begin_probing(
+    pool: &Db,
+    plans: Plans,
+) -> sqlx::Result<sqlx::Transaction<'static, Postgres>> {
+    pool.begin_with(plans.begin_statement()).await
 }

@@ -94,7 +94,10 @@ impl Notification {
     ) -> Result<Vec<Enqueued>, ItemError> {
         let whole = |error: StoreError| ItemError { index: None, error };
         let refs: Vec<&NewNotification> = items.iter().collect();
-        let mut tx = pool.begin().await.map_err(|e| whole(e.into()))?;
+        // The fan-out's planner settings (see `insert_fanned_out`).
+        let mut tx = db::begin_probing(pool, db::Plans::AsUsual)
+            .await
+            .map_err(|e| whole(e.into()))?;
         let mut partners: Vec<Uuid> = items.iter().map(|n| n.partner_id).collect();
         partners.sort_unstable();
         partners.dedup();
@@ -127,7 +130,7 @@ impl Notification {
     /// The index of the first item the database refuses, found by inserting them one by
     /// one in a transaction that is rolled back whatever happens.
     async fn find_refused(pool: &Db, items: &[&NewNotification]) -> Result<Option<usize>> {
-        let mut tx = pool.begin().await?;
+        let mut tx = db::begin_probing(pool, db::Plans::AsUsual).await?;
         let mut refused = None;
         for (index, n) in items.iter().enumerate() {
             match queue::enqueue::insert_fanned_out(&mut tx, std::slice::from_ref(n)).await {

@@ -60,7 +60,7 @@ const RATE_ALLOWS: &str = "CASE WHEN r.rate_limit_per_s IS NULL THEN 2147483647
 /// The claim statement. Binds: `$1` limit (int8, most rows to take), `$2` lease in ms (int8),
 /// `$3` lease token (uuid), `$4` endpoints with no room (uuid[]), `$5` endpoints with some
 /// room (uuid[]) and `$6` their room (int4[], same order), `$7` room of any other endpoint
-/// (int4). Run it after [`db::index_probes_planned_once`] (see [`claim`]). Public so its
+/// (int4). Run it in a transaction of [`db::begin_probing`] (see [`claim`]). Public so its
 /// cost can be checked with `EXPLAIN (ANALYZE, BUFFERS)` (tests/it/reliability/queue_speed.rs).
 pub const CLAIM_SQL: &str = const_format::concatcp!(
     "WITH RECURSIVE ",
@@ -168,13 +168,12 @@ pub async fn sequence_and_claim(
     lease_token: Uuid,
     room: &EndpointRoom,
 ) -> Result<(i32, Vec<Claimed>)> {
-    let mut tx = pool.begin().await?;
     // Statistics must not matter: an index probe with a LIMIT is always the right plan here,
     // and a bitmap or sequential scan (chosen when the planner believes the queue is small,
     // and kept by the prepared statement) reads and sorts every ready row. Planned once: its
     // plan does not depend on its arguments, and planning it again for them cost more than
     // a millisecond each time PostgreSQL chose to (a quarter of the rounds in `ingest`).
-    db::index_probes_planned_once(&mut tx).await?;
+    let mut tx = db::begin_probing(pool, db::Plans::Cached).await?;
     let sequenced = if sequence_max > 0 {
         super::upkeep::sequence_arrivals(&mut *tx, sequence_max).await?
     } else {
@@ -213,8 +212,7 @@ pub const NEXT_DUE_SQL: &str = const_format::concatcp!(
 /// if one is due now), counting each endpoint's rate, or None when nothing is ready.
 pub async fn next_due_in_ms(pool: &Db, full: &[Uuid]) -> Result<Option<i64>> {
     // The same skip scan as the claim's, so the same planner settings (see [`claim`]).
-    let mut tx = pool.begin().await?;
-    db::index_probes_only(&mut tx).await?;
+    let mut tx = db::begin_probing(pool, db::Plans::AsUsual).await?;
     let due = db::query_scalar(NEXT_DUE_SQL)
         .bind(full)
         .fetch_optional(&mut *tx)

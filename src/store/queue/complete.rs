@@ -24,8 +24,8 @@ use crate::store::{Db, db};
 /// `$2` lease tokens, `$3` next state (`delivered`, `pending` to retry, `dead`), `$4` retry
 /// delay in ms, `$5` series, `$6` attempt, `$7` started at, `$8` duration in ms, `$9` status
 /// code, `$10` error, `$11` response body, `$12` body was lossy, `$13` error kind. Returns
-/// the (endpoint, key) of each ordered delivery that left `running` for good. Run it after
-/// [`db::index_probes_planned_once`] (see [`complete`]); public so its plan can be checked
+/// the (endpoint, key) of each ordered delivery that left `running` for good. Run it in a
+/// transaction of [`db::begin_probing`] with [`db::Plans::Cached`] (see [`complete`]); public so its plan can be checked
 /// (tests/it/reliability/queue_speed/completion_plan.rs).
 pub const COMPLETE_SQL: &str = "WITH o AS (
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::int4[],
@@ -142,7 +142,6 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
         bodies.push(o.response_body.as_deref());
         lossy.push(o.response_body_lossy);
     }
-    let mut tx = pool.begin().await?;
     // Planned once per connection, not per batch. Planning this statement took 0.5 ms, a
     // third of its cost in a trickle of small batches (36 of 84 µs per notification in
     // `ingest`; docs/performance.md, 2026-12-04). A cached generic plan cannot know how
@@ -150,8 +149,8 @@ pub async fn complete(pool: &Db, outcomes: &[Outcome]) -> Result<()> {
     // join to be a probe from the outcomes into a primary key: no join between two of its
     // CTEs, which a generic plan ran as nested loops (87 ms per batch of 324, its cost
     // growing with the square of the batch), and no scan that a plan made while the tables
-    // were small would prefer (`db::index_probes_planned_once`).
-    db::index_probes_planned_once(&mut tx).await?;
+    // were small would prefer (`db::begin_probing`).
+    let mut tx = db::begin_probing(pool, db::Plans::Cached).await?;
     // (endpoint, key) of each ordered delivery that left `running` for good.
     let finished: Vec<(uuid::Uuid, String)> = db::query_as(COMPLETE_SQL)
         .bind(&ids)

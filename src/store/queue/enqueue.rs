@@ -41,7 +41,8 @@ pub enum Written {
 /// An `Err` means a statement failed and the whole group was rolled back: nothing of it is
 /// written, and the caller may retry any part of it.
 pub async fn write_group(pool: &Db, group: &[GroupItem<'_>]) -> sqlx::Result<Vec<Written>> {
-    let mut tx = pool.begin().await?;
+    // The fan-out's planner settings (see `insert_fanned_out`).
+    let mut tx = db::begin_probing(pool, db::Plans::AsUsual).await?;
     let mut answers: Vec<Option<Written>> = (0..group.len()).map(|_| None).collect();
 
     let mut partners: Vec<Uuid> = group.iter().map(|i| i.notification.partner_id).collect();
@@ -200,7 +201,8 @@ pub(crate) fn unknown_partner(id: Uuid) -> StoreError {
 
 /// Inserts `items` (validated, of live partners) and fans each out to every enabled, live
 /// endpoint of its partner and environment that takes its event type, in item order; sends
-/// one NOTIFY when anything fanned out. Returns each item's answer, in order.
+/// one NOTIFY when anything fanned out. Returns each item's answer, in order. `conn` must be
+/// in a transaction begun by [`db::begin_probing`], which the fan-out's plan needs.
 pub async fn insert_fanned_out(
     conn: &mut PgConnection,
     items: &[&NewNotification],
@@ -257,9 +259,8 @@ pub async fn insert_fanned_out(
     //
     // Each item finds its endpoints by one probe of endpoints_fanout_idx, however many
     // endpoints there are: a LATERAL subquery (OFFSET 0 keeps it from being flattened into a
-    // join) under index_probes_only. As a plain join, the plan made once per connection while
+    // join) in a transaction of db::begin_probing. As a plain join, the plan made once per connection while
     // the table was small read every endpoint and compared each with each item.
-    db::index_probes_only(&mut *conn).await?;
     let rows: Vec<(Uuid, Uuid, Uuid, String)> = db::query_as(
         "INSERT INTO deliveries (notification_id, endpoint_id, partner_id, environment,
                                  event_type, proposal, ordering_key)

@@ -29,11 +29,10 @@ pub struct Purged {
 /// kept until replayed) cost one read each per pass: 100,000 of them, ~0.1 s per pass.
 /// Walking up from the oldest would read them in every batch.
 pub async fn purge_batch(pool: &Db, days: u32, batch: u32) -> Result<Purged> {
-    let mut tx = pool.begin().await?;
     // That walk, whatever the statistics say: without them (a table never analyzed) the
     // planner may collect every row older than the cutoff (a bitmap or a sequential scan)
     // and sort them, for each batch.
-    db::index_probes_only(&mut tx).await?;
+    let mut tx = db::begin_probing(pool, db::Plans::AsUsual).await?;
     let deliveries: i64 = db::query_scalar(
         "WITH victims AS (
              SELECT id, state FROM deliveries

@@ -56,8 +56,7 @@ pub async fn vacuum_queue(session: &Db) -> Result<()> {
 /// so a delivery that keeps killing its worker ends instead of looping. One canceled while it
 /// was running leaves `running`. Returns how many were taken back.
 pub async fn reap_expired_leases(pool: &Db, max_rows: i64) -> Result<u64> {
-    let mut tx = pool.begin().await?;
-    db::index_probes_only(&mut tx).await?;
+    let mut tx = db::begin_probing(pool, db::Plans::AsUsual).await?;
     let reaped: Vec<(Uuid, Uuid, Option<String>, Option<String>)> = db::query_as(
         "WITH lost AS (
              SELECT q.delivery_id AS id, q.lease_token, q.attempts, q.ordering_key,

@@ -9,7 +9,7 @@
 //! while the queue holds 50 proposals just vacuumed (the worker's own VACUUM, which tells the
 //! planner "a small queue"); then 20,000 proposals arrive, and the same connection runs them
 //! again under `EXPLAIN (ANALYZE, BUFFERS)`. Before migration 0022 and
-//! `db::index_probes_only`, that read 830 buffers to number one arrival (a sequential scan of
+//! `db::begin_probing`, that read 830 buffers to number one arrival (a sequential scan of
 //! the queue), 4,400 to claim 64 rows, 1,600 to find when the next one is due, and the
 //! release's lock of one counter was a hash join over all 20,050 of them (229 buffers).
 
@@ -17,6 +17,7 @@ use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
+use callbackd::store::db::Plans;
 use callbackd::store::queue::claim::{CLAIM_SQL, NEXT_DUE_SQL};
 use callbackd::store::queue::release::LOCK_COUNTERS_SQL;
 
@@ -29,12 +30,13 @@ use crate::support::receiver::Receiver;
 /// Shared buffers touched by `EXPLAIN (ANALYZE, BUFFERS) <sql>` on `conn`, rolled back, run
 /// after the planner settings the worker runs it with.
 async fn buffers(conn: &mut PgConnection, sql: &str) -> (i64, String) {
-    let mut tx = conn.begin().await.unwrap();
-    if sql.starts_with("EXECUTE claim") || sql.starts_with("EXECUTE next_due") {
-        callbackd::store::db::index_probes_only(&mut tx)
+    let mut tx = if sql.starts_with("EXECUTE claim") || sql.starts_with("EXECUTE next_due") {
+        conn.begin_with(Plans::AsUsual.begin_statement())
             .await
-            .unwrap();
-    }
+            .unwrap()
+    } else {
+        conn.begin().await.unwrap()
+    };
     let explain = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}");
     let plan: Value = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
         .fetch_one(&mut *tx)

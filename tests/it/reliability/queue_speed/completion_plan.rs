@@ -3,13 +3,14 @@
 //! and nothing else, whatever the estimates. A generic plan assumes 10 outcomes: before, it
 //! read every running row of the queue (an index scan hashed against the batch) to find the
 //! batch's own, so a batch of 40 among 1,024 requests in flight read 1,024 queue rows; and
-//! without `index_probes_planned_once` a join between two of its CTEs could become a nested
+//! without `db::Plans::Cached` a join between two of its CTEs could become a nested
 //! loop, its cost the square of the batch (87 ms for 324 outcomes, docs/performance.md).
 
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
+use callbackd::store::db::Plans;
 use callbackd::store::queue::claim::EndpointRoom;
 use callbackd::store::queue::complete::COMPLETE_SQL;
 
@@ -85,9 +86,9 @@ async fn the_cached_completion_plan_reads_only_the_rows_of_its_batch() {
     );
 
     let mut worker = PgConnection::connect(&db.url).await.unwrap();
-    let mut tx = worker.begin().await.unwrap();
     // As `store::complete` runs it: index probes only, the cached generic plan.
-    callbackd::store::db::index_probes_planned_once(&mut tx)
+    let mut tx = worker
+        .begin_with(Plans::Cached.begin_statement())
         .await
         .unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(

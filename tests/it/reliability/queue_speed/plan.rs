@@ -1,6 +1,7 @@
 //! What a claim really reads: the claim statement run under `EXPLAIN (ANALYZE, BUFFERS)` in
 //! a transaction that is rolled back, so nothing is claimed.
 
+use callbackd::store::db::Plans;
 use callbackd::store::queue::claim::{CLAIM_SQL, NEXT_DUE_SQL};
 use serde_json::Value;
 use sqlx::PgPool;
@@ -21,7 +22,7 @@ pub struct Cost {
 }
 
 /// Runs the claim for up to `limit` rows, `per_endpoint` room each, as the workers do
-/// (after `index_probes_only`), and rolls it back.
+/// (in a transaction of `db::begin_probing`), and rolls it back.
 pub async fn claim_cost(pool: &PgPool, limit: i64, per_endpoint: i32) -> Cost {
     explain(pool, CLAIM_SQL, |q| {
         q.bind(limit)
@@ -47,8 +48,8 @@ async fn explain(
     sql: &str,
     bind: impl for<'q> FnOnce(Query<'q>) -> Query<'q>,
 ) -> Cost {
-    let mut tx = pool.begin().await.unwrap();
-    callbackd::store::db::index_probes_only(&mut tx)
+    let mut tx = pool
+        .begin_with(Plans::AsUsual.begin_statement())
         .await
         .unwrap();
     let json = format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}");
