@@ -9,6 +9,7 @@
 
 mod backpressure;
 mod completion;
+mod completion_batches;
 mod hot;
 mod leases;
 mod ordering;
