@@ -41,8 +41,11 @@ pub enum Written {
 /// An `Err` means a statement failed and the whole group was rolled back: nothing of it is
 /// written, and the caller may retry any part of it.
 pub async fn write_group(pool: &Db, group: &[GroupItem<'_>]) -> sqlx::Result<Vec<Written>> {
-    // The fan-out's planner settings (see `insert_fanned_out`).
-    let mut tx = db::begin_probing(pool, db::Plans::AsUsual).await?;
+    // The fan-out's planner settings (see `insert_fanned_out`), and every statement's cached
+    // generic plan: each is a probe per item whatever the estimates, and under those
+    // settings PostgreSQL planned the partner check again for every group (its custom plan
+    // for one item looked cheaper than the generic one for ten).
+    let mut tx = db::begin_probing(pool, db::Plans::Cached).await?;
     let mut answers: Vec<Option<Written>> = (0..group.len()).map(|_| None).collect();
 
     let mut partners: Vec<Uuid> = group.iter().map(|i| i.notification.partner_id).collect();
@@ -123,27 +126,29 @@ async fn claim_keys(
     let partners: Vec<Uuid> = keyed.iter().map(|k| k.1).collect();
     let keys: Vec<&str> = keyed.iter().map(|k| k.2).collect();
     let fingerprints: Vec<&str> = keyed.iter().map(|k| k.3.as_str()).collect();
-    let claimed: Vec<i64> = db::query_scalar(
-        "WITH x AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[])
-                                 WITH ORDINALITY AS x(p, key, f, n)),
-              claimed AS (
-                INSERT INTO idempotency_keys (partner_id, key, request_hash)
-                SELECT p, key, sha256(convert_to(f, 'UTF8')) FROM x ORDER BY n
-                ON CONFLICT (partner_id, key) DO NOTHING
-                RETURNING partner_id, key)
-         SELECT x.n FROM x JOIN claimed c ON c.partner_id = x.p AND c.key = x.key",
+    // The keys this group now holds, matched back to their items here rather than by a join
+    // in SQL, whose cached generic plan could not know how many there are.
+    let claimed: Vec<(Uuid, String)> = db::query_as(
+        "INSERT INTO idempotency_keys (partner_id, key, request_hash)
+         SELECT x.p, x.key, sha256(convert_to(x.f, 'UTF8'))
+         FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS x(p, key, f, n)
+         ORDER BY x.n
+         ON CONFLICT (partner_id, key) DO NOTHING
+         RETURNING partner_id, key",
     )
     .bind(&partners)
     .bind(&keys)
     .bind(&fingerprints)
     .fetch_all(&mut *tx)
     .await?;
-    let claimed: HashSet<usize> = claimed.into_iter().map(|n| n as usize - 1).collect();
+    let claimed: HashSet<(Uuid, &str)> = claimed.iter().map(|(p, k)| (*p, k.as_str())).collect();
     if claimed.len() == keyed.len() {
         return Ok(());
     }
     // Taken by committed requests: the same request gets the first answer.
-    let taken: Vec<usize> = (0..keyed.len()).filter(|i| !claimed.contains(i)).collect();
+    let taken: Vec<usize> = (0..keyed.len())
+        .filter(|&i| !claimed.contains(&(partners[i], keys[i])))
+        .collect();
     let rows: Vec<(i64, bool, Option<String>)> = db::query_as(
         "SELECT x.n, k.request_hash = sha256(convert_to(x.f, 'UTF8')), k.response::text
          FROM unnest($1::uuid[], $2::text[], $3::text[]) WITH ORDINALITY AS x(p, key, f, n)

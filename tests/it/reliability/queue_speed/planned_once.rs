@@ -4,13 +4,16 @@
 //! in `ingest` a quarter of the rounds were planned again, 35 % of the claim's time
 //! (pg_stat_statements, docs/performance.md). Its plan is the same whatever the arguments
 //! (index probes with a LIMIT; `cached_plans` checks that the generic one stays small as the
-//! queue grows), so it is planned once.
+//! queue grows), so it is planned once. So are the statements of an enqueue group (single
+//! calls written together): under the fan-out's planner settings PostgreSQL planned the
+//! partner check again for every group.
 
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
-use callbackd::store::Db;
+use callbackd::model::NewNotification;
 use callbackd::store::queue::claim::{CLAIM_SQL, EndpointRoom, sequence_and_claim};
+use callbackd::store::{Db, GroupItem, Written, write_group};
 
 use super::staging::{api_only, cb, enqueue_batched, fresh_proposals, partner_at};
 use crate::support::receiver::Receiver;
@@ -53,5 +56,60 @@ async fn a_worker_connection_plans_the_claim_once() {
         plans,
         vec![(ROUNDS, 0)],
         "(generic, custom) plans of the claim's prepared statement on the worker's connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_connection_plans_an_enqueue_groups_statements_once() {
+    const GROUPS: usize = 8;
+    let (app, db) = api_only().await;
+    let rx = Receiver::start().await;
+    let (partner, _) = partner_at(&app, "Groups", &cb(&rx), serde_json::json!({})).await;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    let api = Db::new(pool.clone());
+    for (group, proposals) in fresh_proposals(GROUPS * 3).chunks(3).enumerate() {
+        let notifications: Vec<NewNotification> = proposals
+            .iter()
+            .map(|p| {
+                serde_json::from_value(serde_json::json!({
+                    "partner_id": partner, "environment": "production",
+                    "event_type": "proposal.status", "proposal": p, "status": 2}))
+                .unwrap()
+            })
+            .collect();
+        let keys: Vec<String> = proposals.iter().map(|p| format!("key-{p}")).collect();
+        let items: Vec<GroupItem<'_>> = notifications
+            .iter()
+            .zip(&keys)
+            // Two with an Idempotency-Key, one without.
+            .enumerate()
+            .map(|(i, (n, k))| GroupItem {
+                notification: n,
+                key: (i > 0).then_some(k.as_str()),
+            })
+            .collect();
+        let written = write_group(&api, &items).await.unwrap();
+        assert!(
+            written.iter().all(|w| matches!(w, Written::Created(_))),
+            "group {group}: {written:?}"
+        );
+    }
+
+    let plans: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT left(regexp_replace(statement, '\\s+', ' ', 'g'), 60), generic_plans, custom_plans
+         FROM pg_prepared_statements ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let replanned: Vec<_> = plans.iter().filter(|p| p.2 > 0).collect();
+    assert!(plans.len() >= 5, "the group's statements: {plans:?}");
+    assert!(
+        replanned.is_empty(),
+        "planned again for their arguments: {replanned:?}"
     );
 }
