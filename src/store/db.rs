@@ -228,7 +228,7 @@ impl Plans {
 /// this always run in such a transaction.
 ///
 /// Setting them in a statement of their own cost a round trip per transaction: one more
-/// statement for every 15 notifications in `ingest` (docs/performance.md, 2026-12-05).
+/// statement for every 15 notifications in `ingest` (docs/performance.md, 2026-12-04, evening).
 pub async fn begin_probing(
     pool: &Db,
     plans: Plans,

@@ -1,7 +1,7 @@
 //! One completion batch at a time: the outcomes that come in while a batch is being written
 //! wait for it and then go together, in one transaction. Two writers at once halved the
 //! batches of a busy worker (11 outcomes per statement instead of 20 in `ingest`), and with
-//! them the work each statement shares (docs/performance.md, 2026-12-05).
+//! them the work each statement shares (docs/performance.md, 2026-12-04, evening).
 
 use std::time::Duration;
 
