@@ -136,14 +136,14 @@ impl Application {
                 .await
                 .map_err(|e| StartupError::listen(settings.listen, e))?;
             let address = listener.local_addr()?;
-            let router = api::router(ApiContext {
+            let router = api::router(ApiContext::new(api::ApiState {
                 pool: pool.clone(),
                 settings: settings.clone(),
                 secrets: secrets.clone(),
                 api_token: api_token.clone(),
                 sender: crate::outbound::CallbackSender::new(settings.allow_private_targets)?,
                 enqueuer: api::EnqueueGroup::spawn(pool.clone()),
-            });
+            }));
             (Some((listener, router)), Some(address))
         } else {
             (None, None)

@@ -37,8 +37,28 @@ pub use metrics::standalone as metrics_router;
 /// Largest request body accepted (a batch of 1,000 notifications fits).
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
+/// What every handler shares, behind one `Arc`: axum clones the state for each request
+/// (several times, through the middleware), and a clone of these fields copied the AES key
+/// schedule and the operator's token onto the heap and zeroized them again on drop, per
+/// request (4.6 % of the API process's CPU in `ingest`, perf). A clone is now one atomic
+/// increment, and the secrets exist once.
 #[derive(Clone)]
-pub struct ApiContext {
+pub struct ApiContext(Arc<ApiState>);
+
+impl ApiContext {
+    pub fn new(state: ApiState) -> Self {
+        Self(Arc::new(state))
+    }
+}
+
+impl std::ops::Deref for ApiContext {
+    type Target = ApiState;
+    fn deref(&self) -> &ApiState {
+        &self.0
+    }
+}
+
+pub struct ApiState {
     pub pool: Db,
     pub settings: Arc<Settings>,
     pub secrets: SecretBox,
