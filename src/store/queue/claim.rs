@@ -211,8 +211,10 @@ pub const NEXT_DUE_SQL: &str = const_format::concatcp!(
 /// Milliseconds until the next ready delivery of an enabled endpoint not in `full` is due (0
 /// if one is due now), counting each endpoint's rate, or None when nothing is ready.
 pub async fn next_due_in_ms(pool: &Db, full: &[Uuid]) -> Result<Option<i64>> {
-    // The same skip scan as the claim's, so the same planner settings (see [`claim`]).
-    let mut tx = db::begin_probing(pool, db::Plans::AsUsual).await?;
+    // The same skip scan as the claim's, so the same planner settings and the same cached
+    // plan (see [`claim`]): planned for its arguments, it was planned again in half of its
+    // calls in `ingest`.
+    let mut tx = db::begin_probing(pool, db::Plans::Cached).await?;
     let due = db::query_scalar(NEXT_DUE_SQL)
         .bind(full)
         .fetch_optional(&mut *tx)

@@ -12,14 +12,16 @@ use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 use callbackd::model::NewNotification;
-use callbackd::store::queue::claim::{CLAIM_SQL, EndpointRoom, sequence_and_claim};
+use callbackd::store::queue::claim::{
+    CLAIM_SQL, EndpointRoom, NEXT_DUE_SQL, next_due_in_ms, sequence_and_claim,
+};
 use callbackd::store::{Db, GroupItem, Written, write_group};
 
 use super::staging::{api_only, cb, enqueue_batched, fresh_proposals, partner_at};
 use crate::support::receiver::Receiver;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_connection_plans_the_claim_once() {
+async fn a_worker_connection_plans_the_claim_and_next_due_once() {
     const ROUNDS: i64 = 8;
     const TAKE: i64 = 5;
     let (app, db) = api_only().await;
@@ -43,6 +45,8 @@ async fn a_worker_connection_plans_the_claim_once() {
             .await
             .unwrap();
         assert_eq!(claimed.len(), TAKE as usize, "round {round} claimed");
+        // And when to look again, as an idle worker asks.
+        next_due_in_ms(&worker, &[]).await.unwrap();
     }
 
     let plans: Vec<(i64, i64)> = sqlx::query_as(
@@ -56,6 +60,18 @@ async fn a_worker_connection_plans_the_claim_once() {
         plans,
         vec![(ROUNDS, 0)],
         "(generic, custom) plans of the claim's prepared statement on the worker's connection"
+    );
+    let plans: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+    )
+    .bind(NEXT_DUE_SQL)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        plans,
+        vec![(ROUNDS, 0)],
+        "(generic, custom) plans of next-due"
     );
 }
 
