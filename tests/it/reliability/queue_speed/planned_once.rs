@@ -8,6 +8,7 @@
 //! calls written together): under the fan-out's planner settings PostgreSQL planned the
 //! partner check again for every group.
 
+use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
@@ -20,6 +21,17 @@ use callbackd::store::{Db, GroupItem, Written, write_group};
 use super::staging::{api_only, cb, enqueue_batched, fresh_proposals, partner_at};
 use crate::support::receiver::Receiver;
 
+/// A pool of one connection, as itself (to read that connection's prepared statements) and
+/// as the `Db` the product's functions take.
+async fn one_connection(url: &str) -> (PgPool, Db) {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    (pool.clone(), Db::new(pool))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_connection_plans_the_claim_and_next_due_once() {
     const ROUNDS: i64 = 8;
@@ -30,12 +42,7 @@ async fn a_worker_connection_plans_the_claim_and_next_due_once() {
     enqueue_batched(&app, partner, &fresh_proposals((ROUNDS * TAKE) as usize)).await;
 
     // One connection, as a worker's claims share its few connections.
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&db.url)
-        .await
-        .unwrap();
-    let worker = Db::new(pool.clone());
+    let (pool, worker) = one_connection(&db.url).await;
     let room = EndpointRoom {
         per_endpoint: 100,
         ..Default::default()
@@ -49,30 +56,20 @@ async fn a_worker_connection_plans_the_claim_and_next_due_once() {
         next_due_in_ms(&worker, &[]).await.unwrap();
     }
 
-    let plans: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
-    )
-    .bind(CLAIM_SQL)
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        plans,
-        vec![(ROUNDS, 0)],
-        "(generic, custom) plans of the claim's prepared statement on the worker's connection"
-    );
-    let plans: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
-    )
-    .bind(NEXT_DUE_SQL)
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        plans,
-        vec![(ROUNDS, 0)],
-        "(generic, custom) plans of next-due"
-    );
+    for (name, sql) in [("the claim", CLAIM_SQL), ("next-due", NEXT_DUE_SQL)] {
+        let plans: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+        )
+        .bind(sql)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            plans,
+            vec![(ROUNDS, 0)],
+            "(generic, custom) plans of {name} on the worker's connection"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,12 +78,7 @@ async fn an_api_connection_plans_an_enqueue_groups_statements_once() {
     let (app, db) = api_only().await;
     let rx = Receiver::start().await;
     let (partner, _) = partner_at(&app, "Groups", &cb(&rx), serde_json::json!({})).await;
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .connect(&db.url)
-        .await
-        .unwrap();
-    let api = Db::new(pool.clone());
+    let (pool, api) = one_connection(&db.url).await;
     for (group, proposals) in fresh_proposals(GROUPS * 3).chunks(3).enumerate() {
         let notifications: Vec<NewNotification> = proposals
             .iter()
