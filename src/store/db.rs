@@ -197,8 +197,9 @@ pub enum Plans {
     /// then perhaps its cached generic plan.
     AsUsual,
     /// Always the cached generic plan, made once per connection. For statements written so
-    /// that their one sensible plan is a probe per row whatever the estimates (the claim, the
-    /// completion), whose planning would cost more than running them.
+    /// that their one sensible plan is a probe per row whatever the estimates (the claim,
+    /// next-due, the completion, an enqueue group), whose planning would cost more than
+    /// running them.
     Cached,
 }
 
@@ -228,7 +229,8 @@ impl Plans {
 /// this always run in such a transaction.
 ///
 /// Setting them in a statement of their own cost a round trip per transaction: one more
-/// statement for every 15 notifications in `ingest` (docs/performance.md, 2026-12-04, evening).
+/// statement for every 15 notifications in `ingest` (docs/performance.md, 2026-12-04,
+/// evening).
 pub async fn begin_probing(
     pool: &Db,
     plans: Plans,

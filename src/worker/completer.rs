@@ -29,8 +29,7 @@ const MAX_BATCH: usize = 1000;
 /// in `ingest` (32 clients, single calls) 11 outcomes per batch instead of 20, 0.087
 /// completion transactions per notification instead of 0.051, each five round trips,
 /// with no gain in burst, one-endpoint or steady latency (docs/performance.md,
-/// 2026-12-04, evening).
-/// The loop below still allows more, should a deployment ever need it.
+/// 2026-12-04, evening). The loop below still allows more, should a deployment need it.
 const WRITERS: usize = 1;
 
 pub async fn run(

@@ -264,8 +264,9 @@ pub async fn insert_fanned_out(
     //
     // Each item finds its endpoints by one probe of endpoints_fanout_idx, however many
     // endpoints there are: a LATERAL subquery (OFFSET 0 keeps it from being flattened into a
-    // join) in a transaction of db::begin_probing. As a plain join, the plan made once per connection while
-    // the table was small read every endpoint and compared each with each item.
+    // join) in a transaction of db::begin_probing. As a plain join, the plan made once per
+    // connection while the table was small read every endpoint and compared each with each
+    // item.
     let rows: Vec<(Uuid, Uuid, Uuid, String)> = db::query_as(
         "INSERT INTO deliveries (notification_id, endpoint_id, partner_id, environment,
                                  event_type, proposal, ordering_key)
