@@ -25,8 +25,8 @@ use crate::store::{Db, db};
 /// delay in ms, `$5` series, `$6` attempt, `$7` started at, `$8` duration in ms, `$9` status
 /// code, `$10` error, `$11` response body, `$12` body was lossy, `$13` error kind. Returns
 /// the (endpoint, key) of each ordered delivery that left `running` for good. Run it in a
-/// transaction of [`db::begin_probing`] with [`db::Plans::Cached`] (see [`complete`]); public so its plan can be checked
-/// (tests/it/reliability/queue_speed/completion_plan.rs).
+/// transaction of [`db::begin_probing`] with [`db::Plans::Cached`] (see [`complete`]);
+/// public so its plan can be checked (tests/it/reliability/queue_speed/completion_plan.rs).
 pub const COMPLETE_SQL: &str = "WITH o AS (
          SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::int8[], $5::int4[],
                               $6::int4[], $7::timestamptz[], $8::int4[], $9::int4[],
