@@ -1,8 +1,8 @@
 //! The direct enqueue of notifications that Rust has already validated
 //! (`NewNotification::validate`): set-based SQL, no plpgsql validation. One statement inserts
 //! every notification (UNNEST arrays), one fans them all out to deliveries with the rules of
-//! `callbackd_enqueue()`, and one NOTIFY wakes the workers. SQL callers keep
-//! `callbackd_enqueue()`, which validates because nothing before it did.
+//! `callbackd_enqueue()`, and that insert's trigger wakes the workers (one NOTIFY). SQL
+//! callers keep `callbackd_enqueue()`, which validates because nothing before it did.
 //!
 //! Two users: a group of single calls (`write_group`, each item answered on its own) and a
 //! batch (`insert_fanned_out` in the batch's transaction, all or nothing).
@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::model::{NewNotification, ValidationError};
 use crate::store::{Db, db};
-use crate::store::{DeliveryRef, Enqueued, StoreError, WAKE_CHANNEL};
+use crate::store::{DeliveryRef, Enqueued, StoreError};
 
 /// One single call of a group: the validated notification and its Idempotency-Key, if any.
 pub struct GroupItem<'a> {
@@ -206,7 +206,8 @@ pub(crate) fn unknown_partner(id: Uuid) -> StoreError {
 
 /// Inserts `items` (validated, of live partners) and fans each out to every enabled, live
 /// endpoint of its partner and environment that takes its event type, in item order; sends
-/// one NOTIFY when anything fanned out. Returns each item's answer, in order. `conn` must be
+/// the workers' NOTIFY (the insert's trigger) when anything fanned out. Returns each item's
+/// answer, in order. `conn` must be
 /// in a transaction begun by [`db::begin_probing`], which the fan-out's plan needs.
 pub async fn insert_fanned_out(
     conn: &mut PgConnection,
@@ -292,12 +293,8 @@ pub async fn insert_fanned_out(
     .bind(&proposals)
     .fetch_all(&mut *conn)
     .await?;
-    if !rows.is_empty() {
-        db::query("SELECT pg_notify($1, '')")
-            .bind(WAKE_CHANNEL)
-            .execute(&mut *conn)
-            .await?;
-    }
+    // The insert's trigger has sent the workers' NOTIFY if it queued anything (migration
+    // 0025); they hear it when the transaction commits.
     let mut by_notification: HashMap<Uuid, Vec<DeliveryRef>> = HashMap::with_capacity(ids.len());
     for (notification_id, id, endpoint_id, state) in rows {
         let state = state

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{PROPOSAL, expect_refusal, partner_with_receiver, post_raw};
-use crate::support::app::spawn_app;
+use crate::support::app::{spawn_app, spawn_app_with};
 use crate::support::receiver::Receiver;
 
 fn status_change(partner: Uuid, status: u8) -> Value {
@@ -250,4 +250,22 @@ async fn a_refusal_only_the_database_finds_aborts_the_batch_and_names_its_item()
     assert_eq!(app.row_counts().await, before);
     app.barrier_elsewhere().await;
     assert!(rx.requests().is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_wakes_the_workers_at_once() {
+    // A poll interval of a minute: only the NOTIFY sent by the fan-out's trigger (migration
+    // 0025) can explain a delivery within seconds.
+    let app = spawn_app_with(|s| s.poll_interval_ms = 60_000).await;
+    let rx = Receiver::start().await;
+    let partner = partner_with_receiver(&app, &rx).await;
+    let r = app
+        .post(
+            "/v1/notifications/batch",
+            &json!([status_change(partner, 1), schedule(partner)]),
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    // Well inside the minute.
+    rx.wait_for(2, Duration::from_secs(10)).await;
 }
