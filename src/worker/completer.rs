@@ -1,6 +1,7 @@
 //! Writes outcomes in batches: whatever has arrived while the previous batch was being
 //! written goes in the next statement, so completion costs one round-trip for many rows
-//! under load and adds no wait when idle. [`WRITERS`] batches are written at once (one).
+//! under load and adds no wait when idle. One batch is written at a time, two when the first
+//! is stuck (see [`MAX_WRITERS`]).
 //!
 //! Nothing an outcome carries may hold the others back. A batch that fails on a transient
 //! database error (the server restarting, a lost connection, a deadlock) is retried whole
@@ -8,6 +9,7 @@
 //! outcome at fault is alone, and that one is written stripped of what the partner sent, as
 //! an `internal` error. If even that fails, its lease expires and the reaper records it.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
 
 use super::hooks::Hooks;
 use super::inflight::InFlight;
@@ -23,14 +26,23 @@ use crate::store::{self, Outcome, StoreError};
 
 const MAX_BATCH: usize = 1000;
 
-/// Batches written at once. One: what arrives while a batch is written waits for it and
-/// goes in the next, so a busy worker writes fewer, larger batches. Two writers (one batch
-/// gathered and written while the other committed) halved the batches of a steady stream:
-/// in `ingest` (32 clients, single calls) 11 outcomes per batch instead of 20, 0.087
-/// completion transactions per notification instead of 0.051, each five round trips,
-/// with no gain in burst, one-endpoint or steady latency (docs/performance.md,
-/// 2026-12-04, evening). The loop below still allows more, should a deployment need it.
-const WRITERS: usize = 1;
+/// One batch is written at a time: what arrives while a batch is written waits for it and
+/// goes in the next, so a busy worker writes fewer, larger batches. Two writers at all times
+/// (one batch gathered and written while the other committed) halved the batches of a
+/// steady stream: in `ingest` (32 clients, single calls) 11 outcomes per batch instead of
+/// 20, 0.087 completion transactions per notification instead of 0.051, each five round
+/// trips, with no gain in burst, one-endpoint or steady latency (docs/performance.md,
+/// 2026-12-04, evening).
+///
+/// But a batch that has been writing for [`SECOND_WRITER_AFTER`] is waiting on something
+/// (a row lock held by another transaction, a slow or restarting database), and then a
+/// second writer takes what has queued behind it: one stuck batch does not hold every
+/// outcome of the worker back.
+const MAX_WRITERS: usize = 2;
+
+/// How long a batch may write before a second writer starts beside it. A batch takes a few
+/// milliseconds; this is far above that and far below a lease.
+const SECOND_WRITER_AFTER: Duration = Duration::from_millis(100);
 
 pub async fn run(
     pool: Db,
@@ -39,12 +51,19 @@ pub async fn run(
     in_flight: Arc<InFlight>,
     mut hooks: Hooks,
 ) {
-    // Batches being written, at most WRITERS at once, finished in the order they were taken.
+    // Batches being written, finished in the order they were taken, and when each started.
     let mut writing = FuturesOrdered::new();
+    let mut started: VecDeque<Instant> = VecDeque::with_capacity(MAX_WRITERS);
     let mut open = true;
     while open || !writing.is_empty() {
+        // When the oldest batch still writing lets a second writer start.
+        let second_at = started.front().map(|s| *s + SECOND_WRITER_AFTER);
+        let may_start = match second_at {
+            None => true,
+            Some(at) => writing.len() < MAX_WRITERS && Instant::now() >= at,
+        };
         tokio::select! {
-            first = outcomes.recv(), if open && writing.len() < WRITERS => {
+            first = outcomes.recv(), if open && may_start => {
                 let Some(first) = first else {
                     open = false;
                     continue;
@@ -58,12 +77,14 @@ pub async fn run(
                     }
                 }
                 let pool = pool.clone();
+                started.push_back(Instant::now());
                 writing.push_back(async move {
                     write(&pool, &batch).await;
                     batch
                 });
             }
             Some(batch) = writing.next(), if !writing.is_empty() => {
+                started.pop_front();
                 in_flight.written(batch.iter().map(|o| o.delivery_id));
                 // In the order the outcomes were taken, so alerts and recovery never see a
                 // newer outcome of an endpoint before an older one.
@@ -71,6 +92,10 @@ pub async fn run(
                 // A retry may now be due sooner than the claimer planned to wake up.
                 wake.notify_one();
             }
+            // The one batch writing has taken long enough for a second writer to start: look
+            // again (only armed while that moment is still ahead).
+            _ = tokio::time::sleep_until(second_at.unwrap_or_else(Instant::now)),
+                if open && !may_start && writing.len() < MAX_WRITERS && second_at.is_some() => {}
         }
     }
 }
