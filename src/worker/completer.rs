@@ -212,11 +212,18 @@ mod tests {
         let t0 = Instant::now();
         let (stuck, b, c) = (order.start(t0), order.start(t0), order.start(t0));
         assert_eq!(order.oldest_start(), Some(t0));
-        assert!(order.written(b, Vec::new()).is_empty(), "waits for the stuck one");
+        assert!(
+            order.written(b, Vec::new()).is_empty(),
+            "waits for the stuck one"
+        );
         assert!(order.written(c, Vec::new()).is_empty());
         assert_eq!(order.held(), 2);
         let d = order.start(t0);
-        assert_eq!(order.written(stuck, Vec::new()).len(), 3, "stuck, b, c; d still writes");
+        assert_eq!(
+            order.written(stuck, Vec::new()).len(),
+            3,
+            "stuck, b, c; d still writes"
+        );
         assert_eq!(order.held(), 0);
         assert_eq!(order.written(d, Vec::new()).len(), 1);
         assert_eq!(order.oldest_start(), None);
