@@ -84,36 +84,28 @@ impl Notification {
     }
 
     /// Enqueues every notification (validated by the caller) in one transaction, all or
-    /// nothing, with the direct set-based insert: one statement for the notifications, one
-    /// for the fan-out, one NOTIFY. Partners are checked again inside the transaction. If
-    /// the database refuses the data, the items are replayed one by one in a transaction
-    /// that is always rolled back, to name the item to blame.
+    /// nothing, with the direct set-based insert: one statement checks the partners, inserts
+    /// the notifications and fans them out (one NOTIFY). If the database refuses the data,
+    /// the items are replayed one by one in a transaction that is always rolled back, to
+    /// name the item to blame.
     pub async fn enqueue_batch(
         pool: &Db,
         items: &[NewNotification],
     ) -> Result<Vec<Enqueued>, ItemError> {
         let whole = |error: StoreError| ItemError { index: None, error };
         let refs: Vec<&NewNotification> = items.iter().collect();
-        // The fan-out's planner settings (see `insert_fanned_out`).
-        let mut tx = db::begin_probing(pool, db::Plans::AsUsual)
-            .await
-            .map_err(|e| whole(e.into()))?;
-        let mut partners: Vec<Uuid> = items.iter().map(|n| n.partner_id).collect();
-        partners.sort_unstable();
-        partners.dedup();
-        let unknown = queue::enqueue::unknown_partners(&mut *tx, &partners)
-            .await
-            .map_err(|e| whole(e.into()))?;
-        if let Some(index) = items.iter().position(|n| unknown.contains(&n.partner_id)) {
-            return Err(ItemError {
-                index: Some(index),
-                error: queue::enqueue::unknown_partner(items[index].partner_id),
-            });
-        }
-        match queue::enqueue::insert_fanned_out(&mut tx, &refs).await {
-            Ok(answers) => {
+        let mut tx = pool.begin().await.map_err(|e| whole(e.into()))?;
+        match queue::enqueue::insert_fanned_out(&mut *tx, &refs).await {
+            Ok(fanned) => {
+                if let Some(index) = fanned.iter().position(Option::is_none) {
+                    tx.rollback().await.map_err(|e| whole(e.into()))?;
+                    return Err(ItemError {
+                        index: Some(index),
+                        error: queue::enqueue::unknown_partner(items[index].partner_id),
+                    });
+                }
                 tx.commit().await.map_err(|e| whole(e.into()))?;
-                Ok(answers)
+                Ok(fanned.into_iter().flatten().collect())
             }
             Err(e @ sqlx::Error::Database(_)) => {
                 tx.rollback().await.map_err(|e| whole(e.into()))?;
@@ -130,10 +122,10 @@ impl Notification {
     /// The index of the first item the database refuses, found by inserting them one by
     /// one in a transaction that is rolled back whatever happens.
     async fn find_refused(pool: &Db, items: &[&NewNotification]) -> Result<Option<usize>> {
-        let mut tx = db::begin_probing(pool, db::Plans::AsUsual).await?;
+        let mut tx = pool.begin().await?;
         let mut refused = None;
         for (index, n) in items.iter().enumerate() {
-            match queue::enqueue::insert_fanned_out(&mut tx, std::slice::from_ref(n)).await {
+            match queue::enqueue::insert_fanned_out(&mut *tx, std::slice::from_ref(n)).await {
                 Ok(_) => {}
                 Err(sqlx::Error::Database(_)) => {
                     refused = Some(index);

@@ -1,8 +1,9 @@
 //! The direct enqueue of notifications that Rust has already validated
-//! (`NewNotification::validate`): set-based SQL, no plpgsql validation. One statement inserts
-//! every notification (UNNEST arrays), one fans them all out to deliveries with the rules of
-//! `callbackd_enqueue()`, and that insert's trigger wakes the workers (one NOTIFY). SQL
-//! callers keep `callbackd_enqueue()`, which validates because nothing before it did.
+//! (`NewNotification::validate`): set-based SQL, no plpgsql validation. One statement,
+//! `callbackd_insert_fanned_out()` (migration 0026), checks the partners, inserts every
+//! notification (UNNEST arrays) and fans them all out to deliveries with the rules of
+//! `callbackd_enqueue()`; that insert's trigger wakes the workers (one NOTIFY). SQL callers
+//! keep `callbackd_enqueue()`, which validates because nothing before it did.
 //!
 //! Two users: a group of single calls (`write_group`, each item answered on its own) and a
 //! batch (`insert_fanned_out` in the batch's transaction, all or nothing).
@@ -38,17 +39,36 @@ pub enum Written {
 /// distinct (partner, key) pairs: a repeat inside one group is the caller's to hold back for
 /// the next group, where it finds the first one committed.
 ///
+/// A group without keys is one statement, its own transaction (one round trip, where a
+/// transaction of its own statements took five: docs/performance.md, 2026-12-04, night);
+/// with keys, the key statements run around it in one transaction.
+///
 /// An `Err` means a statement failed and the whole group was rolled back: nothing of it is
 /// written, and the caller may retry any part of it.
 pub async fn write_group(pool: &Db, group: &[GroupItem<'_>]) -> sqlx::Result<Vec<Written>> {
-    // The fan-out's planner settings (see `insert_fanned_out`), and every statement's cached
-    // generic plan: each is a probe per item whatever the estimates, and under those
-    // settings PostgreSQL planned the partner check again for every group (its custom plan
-    // for one item looked cheaper than the generic one for ten).
+    let items: Vec<&NewNotification> = group.iter().map(|i| i.notification).collect();
+    if group.iter().all(|i| i.key.is_none()) {
+        let fanned = insert_fanned_out(pool, &items).await?;
+        return group
+            .iter()
+            .zip(fanned)
+            .map(|(item, fanned)| match fanned {
+                Some(e) => Ok(Written::Created(answer_of(&e)?)),
+                None => Ok(Written::Refused(unknown_partner(
+                    item.notification.partner_id,
+                ))),
+            })
+            .collect();
+    }
+
+    // Every statement's cached generic plan: each is a probe per item whatever the
+    // estimates, and PostgreSQL planned the partner check again for every group otherwise
+    // (its custom plan for one item looked cheaper than the generic one for ten).
     let mut tx = db::begin_probing(pool, db::Plans::Cached).await?;
     let mut answers: Vec<Option<Written>> = (0..group.len()).map(|_| None).collect();
 
-    let mut partners: Vec<Uuid> = group.iter().map(|i| i.notification.partner_id).collect();
+    // Before the keys: an item of an unknown partner claims no key.
+    let mut partners: Vec<Uuid> = items.iter().map(|n| n.partner_id).collect();
     partners.sort_unstable();
     partners.dedup();
     let unknown: HashSet<Uuid> = unknown_partners(&mut *tx, &partners)
@@ -69,24 +89,43 @@ pub async fn write_group(pool: &Db, group: &[GroupItem<'_>]) -> sqlx::Result<Vec
         .filter(|(i, _)| answers[*i].is_none())
         .map(|(i, item)| (i, item.notification))
         .unzip();
-    let enqueued = insert_fanned_out(&mut tx, &items).await?;
+    let fanned = insert_fanned_out(&mut *tx, &items).await?;
     let mut stored_keys = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (index, e) in indexes.into_iter().zip(enqueued) {
-        let answer =
-            serde_json::value::to_raw_value(&e).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        if let Some(key) = group[index].key {
-            stored_keys.0.push(group[index].notification.partner_id);
+    for (index, fanned) in indexes.into_iter().zip(fanned) {
+        let item = &group[index];
+        let partner = item.notification.partner_id;
+        let Some(e) = fanned else {
+            // Deleted since the check above: refused, and its key, if claimed, let go with
+            // the other keys' answers below (no answer stored: the row is removed).
+            answers[index] = Some(Written::Refused(unknown_partner(partner)));
+            if let Some(key) = item.key {
+                stored_keys.0.push(partner);
+                stored_keys.1.push(key);
+                stored_keys.2.push(None);
+                stored_keys.3.push(None);
+            }
+            continue;
+        };
+        let answer = answer_of(&e)?;
+        if let Some(key) = item.key {
+            stored_keys.0.push(partner);
             stored_keys.1.push(key);
-            stored_keys.2.push(e.id);
-            stored_keys.3.push(answer.get().to_owned());
+            stored_keys.2.push(Some(e.id));
+            stored_keys.3.push(Some(answer.get().to_owned()));
         }
         answers[index] = Some(Written::Created(answer));
     }
     if !stored_keys.0.is_empty() {
+        // A key whose item was refused after all is deleted; every other one gets its answer.
         db::query(
-            "UPDATE idempotency_keys k SET notification_id = x.id, response = x.answer::json
-             FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[]) AS x(p, key, id, answer)
-             WHERE k.partner_id = x.p AND k.key = x.key",
+            "WITH x AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[])
+                                 AS x(p, key, id, answer)),
+                  stored AS (
+                      UPDATE idempotency_keys k SET notification_id = x.id,
+                                                    response = x.answer::json
+                      FROM x WHERE k.partner_id = x.p AND k.key = x.key AND x.id IS NOT NULL)
+             DELETE FROM idempotency_keys k USING x
+             WHERE k.partner_id = x.p AND k.key = x.key AND x.id IS NULL",
         )
         .bind(&stored_keys.0)
         .bind(&stored_keys.1)
@@ -101,6 +140,11 @@ pub async fn write_group(pool: &Db, group: &[GroupItem<'_>]) -> sqlx::Result<Vec
         // Every item was answered above; an unanswered one would be a bug, refused not lost.
         .map(|a| a.unwrap_or_else(|| Written::Refused(unfinished())))
         .collect())
+}
+
+/// The 202 body of an enqueued item, as stored for its key.
+fn answer_of(e: &Enqueued) -> sqlx::Result<Box<RawValue>> {
+    serde_json::value::to_raw_value(e).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
 /// Claims the keys of the items still unanswered. A key already taken answers its item:
@@ -204,36 +248,45 @@ pub(crate) fn unknown_partner(id: Uuid) -> StoreError {
     ))
 }
 
-/// Inserts `items` (validated, of live partners) and fans each out to every enabled, live
-/// endpoint of its partner and environment that takes its event type, in item order; sends
-/// the workers' NOTIFY (the insert's trigger) when anything fanned out. Returns each item's
-/// answer, in order. `conn` must be
-/// in a transaction begun by [`db::begin_probing`], which the fan-out's plan needs.
+/// Inserts `items` (validated) and fans each out to every enabled, live endpoint of its
+/// partner and environment that takes its event type, in item order, in one statement
+/// (`callbackd_insert_fanned_out()`, migration 0026, which carries its own planner
+/// settings); the insert's trigger wakes the workers when anything fanned out. Returns each
+/// item's answer, in order: `None` when its partner is unknown or deleted, and then nothing of
+/// it was written.
+///
+/// On a pool, the statement is its own transaction and has committed when this returns; in
+/// a transaction, it is part of it.
 pub async fn insert_fanned_out(
-    conn: &mut PgConnection,
+    conn: impl sqlx::PgExecutor<'_>,
     items: &[&NewNotification],
-) -> sqlx::Result<Vec<Enqueued>> {
+) -> sqlx::Result<Vec<Option<Enqueued>>> {
     if items.is_empty() {
         return Ok(Vec::new());
     }
     // UUIDv7 made here, like the column default: time-ordered, and known before the insert.
     let ids: Vec<Uuid> = items.iter().map(|_| Uuid::now_v7()).collect();
-    let partners: Vec<Uuid> = items.iter().map(|n| n.partner_id).collect();
-    let environments: Vec<&str> = items.iter().map(|n| n.environment.as_str()).collect();
-    let event_types: Vec<&str> = items.iter().map(|n| n.event_type.as_str()).collect();
-    let proposals: Vec<Option<Uuid>> = items.iter().map(|n| n.proposal).collect();
-    db::query(
-        "INSERT INTO notifications (id, partner_id, environment, event_type, proposal, status,
-                                    identifier, body, traceparent)
-         SELECT x.id, x.p, x.e, x.t, x.pr, x.s, x.i, x.b::json, x.tp
-         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::int2[],
-                     $7::text[], $8::text[], $9::text[]) AS x(id, p, e, t, pr, s, i, b, tp)",
+    let rows: Vec<(Uuid, Option<Uuid>, Option<Uuid>, String)> = db::query_as(
+        "SELECT notification_id, delivery_id, endpoint_id, state
+         FROM callbackd_insert_fanned_out($1::uuid[], $2::uuid[], $3::text[], $4::text[],
+                                          $5::uuid[], $6::int2[], $7::text[], $8::text[],
+                                          $9::text[])",
     )
     .bind(&ids)
-    .bind(&partners)
-    .bind(&environments)
-    .bind(&event_types)
-    .bind(&proposals)
+    .bind(items.iter().map(|n| n.partner_id).collect::<Vec<_>>())
+    .bind(
+        items
+            .iter()
+            .map(|n| n.environment.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        items
+            .iter()
+            .map(|n| n.event_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(items.iter().map(|n| n.proposal).collect::<Vec<_>>())
     .bind(
         items
             .iter()
@@ -258,45 +311,15 @@ pub async fn insert_fanned_out(
             .map(|n| n.traceparent.as_deref())
             .collect::<Vec<_>>(),
     )
-    .execute(&mut *conn)
+    .fetch_all(conn)
     .await?;
-    // The same fan-out rules as callbackd_enqueue(); ORDER BY makes the insert (and so any
-    // per-row numbering by triggers) follow the items' order.
-    //
-    // Each item finds its endpoints by one probe of endpoints_fanout_idx, however many
-    // endpoints there are: a LATERAL subquery (OFFSET 0 keeps it from being flattened into a
-    // join) in a transaction of db::begin_probing. As a plain join, the plan made once per
-    // connection while the table was small read every endpoint and compared each with each
-    // item.
-    let rows: Vec<(Uuid, Uuid, Uuid, String)> = db::query_as(
-        "INSERT INTO deliveries (notification_id, endpoint_id, partner_id, environment,
-                                 event_type, proposal, ordering_key)
-         SELECT x.id, e.id, e.partner_id, e.environment, x.t, x.pr,
-                callbackd_ordering_key(e.ordering, x.t, x.pr, n.body)
-         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[])
-              WITH ORDINALITY AS x(id, p, env, t, pr, n)
-         CROSS JOIN LATERAL (
-             SELECT e.id, e.partner_id, e.environment, e.ordering, e.statuses, e.schedule_types
-             FROM endpoints e
-             WHERE e.partner_id = x.p AND e.environment = x.env AND e.deleted_at IS NULL
-               AND e.enabled AND x.t = ANY (e.event_types)
-             OFFSET 0) e
-         JOIN notifications n ON n.id = x.id
-         WHERE callbackd_filter_passes(e.statuses, e.schedule_types, x.t, n.status, n.body)
-         ORDER BY x.n, e.id
-         RETURNING notification_id, id, endpoint_id, state",
-    )
-    .bind(&ids)
-    .bind(&partners)
-    .bind(&environments)
-    .bind(&event_types)
-    .bind(&proposals)
-    .fetch_all(&mut *conn)
-    .await?;
-    // The insert's trigger has sent the workers' NOTIFY if it queued anything (migration
-    // 0025); they hear it when the transaction commits.
+    let mut refused: HashSet<Uuid> = HashSet::new();
     let mut by_notification: HashMap<Uuid, Vec<DeliveryRef>> = HashMap::with_capacity(ids.len());
-    for (notification_id, id, endpoint_id, state) in rows {
+    for (notification_id, delivery, endpoint, state) in rows {
+        let (Some(id), Some(endpoint_id)) = (delivery, endpoint) else {
+            refused.insert(notification_id);
+            continue;
+        };
         let state = state
             .try_into()
             .map_err(|e: String| sqlx::Error::Decode(e.into()))?;
@@ -312,10 +335,13 @@ pub async fn insert_fanned_out(
     Ok(ids
         .into_iter()
         .map(|id| {
+            if refused.contains(&id) {
+                return None;
+            }
             let mut deliveries = by_notification.remove(&id).unwrap_or_default();
             // As GET /v1/notifications/{id} lists them.
             deliveries.sort_unstable_by_key(|d| d.id);
-            Enqueued { id, deliveries }
+            Some(Enqueued { id, deliveries })
         })
         .collect())
 }
