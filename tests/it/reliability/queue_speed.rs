@@ -4,6 +4,7 @@
 
 mod cached_plans;
 mod completion_plan;
+mod fan_out_plan;
 mod plan;
 mod planned_once;
 pub(super) mod staging;
