@@ -1,7 +1,7 @@
 //! `bench ingest`: the platform's real load shape. 32 keep-alive HTTP clients post one
 //! notification at a time through the real API (token, JSON, validation) to one endpoint, a
 //! worker delivers them to a receiver that answers at once. `--batch N` posts N per call to
-//! the batch API instead. Reports delivered/s end to end, API latency, and CPU per
+//! the batch API instead; `--keys` gives every call an Idempotency-Key. Reports delivered/s end to end, API latency, and CPU per
 //! notification of callbackd (API and worker processes) and of PostgreSQL.
 
 use std::sync::Arc;
@@ -31,13 +31,18 @@ pub(super) async fn ingest(settings: &Settings, args: &BenchArgs) -> anyhow::Res
     env.truncate(1);
     let worker = Worker::spawn(&url, &env)?;
     eprintln!(
-        "ingest: api pid {}, worker pid {}, {} clients, {}",
+        "ingest: api pid {}, worker pid {}, {} clients, {}{}",
         api.pid(),
         worker.pid(),
         args.clients,
         match args.batch {
             Some(n) => format!("batches of {n}"),
             None => "single calls".into(),
+        },
+        if args.keys {
+            ", each with an Idempotency-Key"
+        } else {
+            ""
         }
     );
     let client = reqwest::Client::builder()
@@ -72,6 +77,7 @@ pub(super) async fn ingest(settings: &Settings, args: &BenchArgs) -> anyhow::Res
         "scenario": "ingest",
         "batch": args.batch,
         "clients": args.clients,
+        "idempotency_keys": args.keys,
         "notifications": run.accepted,
         "refused_calls": run.refused,
         "delivered_per_s": run.accepted as f64 / elapsed,
@@ -162,6 +168,7 @@ impl Load {
                 let (client, url) = (client.clone(), format!("{base}{path}"));
                 let (stop, accepted, refused) = (stop.clone(), accepted.clone(), refused.clone());
                 let batch = args.batch.is_some();
+                let keys = args.keys;
                 tokio::spawn(async move {
                     let mut latencies = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
@@ -173,13 +180,14 @@ impl Load {
                             notification(partner)
                         };
                         let t = Instant::now();
-                        let r = client
+                        let mut r = client
                             .post(&url)
                             .bearer_auth(TOKEN)
-                            .header("content-type", "application/json")
-                            .body(body)
-                            .send()
-                            .await;
+                            .header("content-type", "application/json");
+                        if keys {
+                            r = r.header("idempotency-key", Uuid::new_v4().to_string());
+                        }
+                        let r = r.body(body).send().await;
                         let ok = match r {
                             Ok(r) => r.status().as_u16() == 202 && r.bytes().await.is_ok(),
                             Err(_) => false,

@@ -86,6 +86,9 @@ struct BenchArgs {
     /// ingest: concurrent HTTP clients.
     #[arg(long, default_value_t = 32)]
     clients: usize,
+    /// ingest: every call carries its own Idempotency-Key, as a careful platform sends them.
+    #[arg(long)]
+    keys: bool,
     /// fleet: the worker process counts to run, one fresh database each.
     #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
     workers: Vec<usize>,

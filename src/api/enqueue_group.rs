@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::ApiError;
 use crate::model::NewNotification;
 use crate::store::Db;
-use crate::store::{GroupItem, Written, classify, write_group};
+use crate::store::{Enqueued, GroupItem, Written, classify, write_group};
 
 /// Most calls one group carries: bounds one statement's arrays and one transaction's size.
 const MAX_GROUP: usize = 500;
@@ -28,7 +28,7 @@ const QUEUE: usize = 4096;
 /// The answer to one call: created now (202), or the first answer to its key (200).
 #[derive(Debug)]
 pub enum Answer {
-    Created(Box<RawValue>),
+    Created(Enqueued),
     Repeated(Box<RawValue>),
 }
 

@@ -3,6 +3,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use super::queue::enqueue::{GroupItem, Written};
 use super::{Result, StoreError, classify, queue};
 use crate::model::{DeliveryState, NewNotification, ProposalStatus};
 use crate::store::{Db, db};
@@ -93,19 +94,38 @@ impl Notification {
         items: &[NewNotification],
     ) -> Result<Vec<Enqueued>, ItemError> {
         let whole = |error: StoreError| ItemError { index: None, error };
-        let refs: Vec<&NewNotification> = items.iter().collect();
+        let refs: Vec<GroupItem<'_>> = items
+            .iter()
+            .map(|notification| GroupItem {
+                notification,
+                key: None,
+            })
+            .collect();
         let mut tx = pool.begin().await.map_err(|e| whole(e.into()))?;
         match queue::enqueue::insert_fanned_out(&mut *tx, &refs).await {
-            Ok(fanned) => {
-                if let Some(index) = fanned.iter().position(Option::is_none) {
-                    tx.rollback().await.map_err(|e| whole(e.into()))?;
-                    return Err(ItemError {
-                        index: Some(index),
-                        error: queue::enqueue::unknown_partner(items[index].partner_id),
-                    });
+            Ok(written) => {
+                let mut answers = Vec::with_capacity(written.len());
+                for (index, w) in written.into_iter().enumerate() {
+                    match w {
+                        Written::Created(e) => answers.push(e),
+                        // Without keys, nothing is repeated; an unknown partner is the one
+                        // refusal left.
+                        Written::Refused(error) => {
+                            tx.rollback().await.map_err(|e| whole(e.into()))?;
+                            return Err(ItemError {
+                                index: Some(index),
+                                error,
+                            });
+                        }
+                        Written::Repeated(_) => {
+                            return Err(whole(StoreError::Database(sqlx::Error::Protocol(
+                                "a batch item without a key was answered as a repeat".into(),
+                            ))));
+                        }
+                    }
                 }
                 tx.commit().await.map_err(|e| whole(e.into()))?;
-                Ok(fanned.into_iter().flatten().collect())
+                Ok(answers)
             }
             Err(e @ sqlx::Error::Database(_)) => {
                 tx.rollback().await.map_err(|e| whole(e.into()))?;
@@ -121,7 +141,7 @@ impl Notification {
 
     /// The index of the first item the database refuses, found by inserting them one by
     /// one in a transaction that is rolled back whatever happens.
-    async fn find_refused(pool: &Db, items: &[&NewNotification]) -> Result<Option<usize>> {
+    async fn find_refused(pool: &Db, items: &[GroupItem<'_>]) -> Result<Option<usize>> {
         let mut tx = pool.begin().await?;
         let mut refused = None;
         for (index, n) in items.iter().enumerate() {

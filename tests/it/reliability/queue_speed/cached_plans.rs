@@ -13,6 +13,8 @@
 //! the queue), 4,400 to claim 64 rows, 1,600 to find when the next one is due, and the
 //! release's lock of one counter was a hash join over all 20,050 of them (229 buffers).
 
+use std::time::Duration;
+
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
@@ -26,6 +28,7 @@ use super::staging::{
     sequence_all,
 };
 use crate::support::receiver::Receiver;
+use crate::support::wait::wait_until;
 
 /// Shared buffers touched by `EXPLAIN (ANALYZE, BUFFERS) <sql>` on `conn`, rolled back, run
 /// after the planner settings the worker runs it with.
@@ -115,7 +118,27 @@ async fn plans_made_on_a_small_queue_still_probe_by_key_when_it_has_grown() {
 
     // The first look at the arrivals index after the burst walks the 20,000 entries of the
     // rows numbered meanwhile and marks them dead as it passes (whatever its plan; the
-    // worker's VACUUM of the queue removes them later): not what this test is about.
+    // worker's VACUUM of the queue removes them later): not what this test is about. It can
+    // mark them only once they are dead to every transaction of the server, other tests'
+    // included (a snapshot's xmin counts every database's): that is waited for first, or a
+    // transaction another test holds open makes the measured look walk them again.
+    let newer: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    wait_until(
+        "every transaction older than the numbering to end",
+        Duration::from_secs(120),
+        || async {
+            let xmin: i64 =
+                sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                    .fetch_one(&app.pool)
+                    .await
+                    .unwrap();
+            xmin > newer
+        },
+    )
+    .await;
     buffers(&mut worker, "SELECT callbackd_sequence_arrivals(1000)").await;
     let (sequencer, plan) = buffers(&mut worker, "SELECT callbackd_sequence_arrivals(1000)").await;
     let (lock, lock_plan) = buffers(&mut worker, &lock_one(&endpoint, known)).await;

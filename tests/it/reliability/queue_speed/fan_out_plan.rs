@@ -21,7 +21,8 @@ async fn buffers_for_one(conn: &mut PgConnection, partner: Uuid) -> (i64, Value)
          SELECT * FROM callbackd_insert_fanned_out(
              ARRAY['{id}']::uuid[], ARRAY['{partner}']::uuid[], ARRAY['production'],
              ARRAY['proposal.status'], ARRAY['{proposal}']::uuid[], ARRAY[2]::int2[],
-             ARRAY[NULL]::text[], ARRAY[NULL]::text[], ARRAY[NULL]::text[])",
+             ARRAY[NULL]::text[], ARRAY[NULL]::text[], ARRAY[NULL]::text[],
+             ARRAY[NULL]::text[], ARRAY[NULL]::text[])",
         id = Uuid::now_v7(),
         proposal = Uuid::new_v4(),
     );
