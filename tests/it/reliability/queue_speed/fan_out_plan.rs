@@ -3,7 +3,7 @@
 //! its statements per session, and the function asks for generic ones, so an API connection
 //! that starts on a database with one endpoint keeps the plans it made then. The function's
 //! own settings (sequential and bitmap scans priced out) are what make those plans probes: a
-//! group without keys runs it alone, with no transaction to carry them.
+//! group of single calls runs it alone, with no transaction to carry them.
 
 use serde_json::Value;
 use sqlx::{Connection, PgConnection};
