@@ -32,7 +32,7 @@ use crate::support::wait::wait_until;
 
 /// Shared buffers touched by `EXPLAIN (ANALYZE, BUFFERS) <sql>` on `conn`, rolled back, run
 /// after the planner settings the worker runs it with.
-async fn buffers(conn: &mut PgConnection, sql: &str) -> (i64, String) {
+pub(super) async fn buffers(conn: &mut PgConnection, sql: &str) -> (i64, String) {
     let mut tx = if sql.starts_with("EXECUTE claim") || sql.starts_with("EXECUTE next_due") {
         conn.begin_with(Plans::AsUsual.begin_statement())
             .await
