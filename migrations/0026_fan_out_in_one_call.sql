@@ -75,9 +75,12 @@ BEGIN
             INSERT INTO idempotency_keys AS k (partner_id, key, request_hash)
             SELECT x.p, x.key, sha256(convert_to(x.f, 'UTF8'))
             FROM unnest(item_ids, item_partners, item_keys, item_fingerprints)
-                 WITH ORDINALITY AS x(id, p, key, f, n)
+                 AS x(id, p, key, f)
             WHERE x.key IS NOT NULL AND x.id <> ALL (skipped)
-            ORDER BY x.n
+            -- In key order, whatever the items' order: two groups naming the same keys in
+            -- opposite orders, each holding one and waiting for the other, would deadlock
+            -- (tests/it/ingest/idempotency.rs).
+            ORDER BY x.p, x.key
             ON CONFLICT (partner_id, key) DO NOTHING
             RETURNING k.partner_id, k.key)
         SELECT coalesce(array_agg(x.id), '{}') INTO claimed

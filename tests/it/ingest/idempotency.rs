@@ -2,12 +2,17 @@
 
 use std::time::Duration;
 
+use callbackd::model::NewNotification;
+use callbackd::startup::Role;
+use callbackd::store::{Db, GroupItem, Written, write_group};
 use serde_json::{Value, json};
+use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 use super::{PROPOSAL, expect_refusal, partner_with_receiver};
-use crate::support::app::{TestApp, spawn_app};
+use crate::support::app::{TestApp, TestDb, spawn_app, spawn_on};
 use crate::support::receiver::Receiver;
+use crate::support::wait::wait_until;
 
 async fn post_keyed(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
     app.client
@@ -175,4 +180,95 @@ async fn bad_keys_and_refused_requests_leave_no_key_behind() {
     let longest = "k".repeat(255);
     assert_eq!(post_keyed(&app, &longest, &body).await.status(), 202);
     assert_eq!(post_keyed(&app, "k-1", &body).await.status(), 202);
+}
+
+/// A group with an Idempotency-Key, written as the API's committer writes it, on a
+/// connection of its own (another API process).
+async fn group_on_its_own_connection(
+    url: &str,
+    items: Vec<(NewNotification, &'static str)>,
+) -> tokio::task::JoinHandle<Result<Vec<Written>, sqlx::Error>> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let db = Db::new(pool);
+        let group: Vec<GroupItem<'_>> = items
+            .iter()
+            .map(|(notification, key)| GroupItem {
+                notification,
+                key: Some(key),
+            })
+            .collect();
+        write_group(&db, &group).await
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_naming_the_same_keys_in_opposite_orders_do_not_deadlock() {
+    let db = TestDb::create().await;
+    let shared = db.share();
+    let url = shared.url.clone();
+    let app = spawn_on(db, Role::Api, |_| {}).await;
+    let partner = app.create_partner("Keys").await;
+    let notification = |status: u8| -> NewNotification {
+        serde_json::from_value(status_change(partner, status)).unwrap()
+    };
+    let waiting = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    // Another request holds key "b" while both groups start.
+    let mut holder = app.pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO idempotency_keys (partner_id, key, request_hash) VALUES ($1, 'b', '\\x00')",
+    )
+    .bind(partner)
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    // A names a then b: it takes a and waits for b.
+    let a = group_on_its_own_connection(&url, vec![(notification(2), "a"), (notification(3), "b")])
+        .await;
+    wait_until("A waiting for b", Duration::from_secs(30), async || {
+        waiting().await == 1
+    })
+    .await;
+    // B names b then a, the same requests. Claimed in the items' order, B would wait for b
+    // beside A, and when the holder lets b go, whichever of them takes it waits for the
+    // other's key: a deadlock half the time. Claimed in key order, B waits for A's a.
+    let b = group_on_its_own_connection(&url, vec![(notification(3), "b"), (notification(2), "a")])
+        .await;
+    wait_until("B waiting too", Duration::from_secs(30), async || {
+        waiting().await == 2
+    })
+    .await;
+    holder.rollback().await.unwrap();
+
+    let a = a.await.unwrap().expect("A is written");
+    let b = b.await.unwrap().expect("B is not a deadlock victim");
+    assert!(a.iter().all(|w| matches!(w, Written::Created(_))), "{a:?}");
+    // B's are the same requests: each gets A's answer, byte for byte.
+    let answers: Vec<String> = a
+        .iter()
+        .map(|w| match w {
+            Written::Created(e) => serde_json::to_string(e).unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    match (&b[0], &b[1]) {
+        (Written::Repeated(first), Written::Repeated(second)) => {
+            assert_eq!(first.get(), answers[1]);
+            assert_eq!(second.get(), answers[0]);
+        }
+        other => panic!("B: {other:?}"),
+    }
+    assert_eq!(count(&app, "notifications").await, 2);
 }
