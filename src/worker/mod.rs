@@ -15,12 +15,14 @@
 //! - `retry_policy.rs`: when a failed attempt is tried again;
 //! - `completer.rs`, `hooks.rs`: writing outcomes, then alerts and recovery;
 //! - `inflight.rs`, `upkeep.rs`, `wakeup.rs`: what is held, leases and reaping, LISTEN;
+//! - `numbering.rs`: a backlog of arrivals numbered beside the claims;
 //! - `retention.rs`: the purge of old finished deliveries, every worker process.
 
 mod attempt;
 mod completer;
 mod hooks;
 mod inflight;
+mod numbering;
 pub mod retention;
 mod retry_policy;
 mod upkeep;
@@ -54,6 +56,8 @@ pub struct Dispatcher {
     /// What this process is sending now: per delivery (for the lease release at shutdown)
     /// and per endpoint (for the per-endpoint cap).
     in_flight: Arc<inflight::InFlight>,
+    /// A backlog of arrivals being numbered beside the claims (see `numbering.rs`).
+    backlog: Arc<numbering::Backlog>,
 }
 
 impl Dispatcher {
@@ -71,6 +75,7 @@ impl Dispatcher {
             wake: Arc::new(Notify::new()),
             credentials: Default::default(),
             in_flight: Arc::default(),
+            backlog: Arc::default(),
         })
     }
 
@@ -112,6 +117,14 @@ impl Dispatcher {
         tokio::spawn(upkeep::reap(
             self.pool.clone(),
             Duration::from_millis(self.settings.poll_interval_ms.clamp(100, 5_000)),
+            self.wake.clone(),
+            shutdown.clone(),
+        ));
+        // claim_batch is at most 10,000 (config validation).
+        tokio::spawn(numbering::run(
+            self.pool.clone(),
+            i32::try_from(self.settings.claim_batch).unwrap_or(i32::MAX),
+            self.backlog.clone(),
             self.wake.clone(),
             shutdown.clone(),
         ));
@@ -173,8 +186,14 @@ impl Dispatcher {
             // until it ends: with 1,000 a round, a burst's first 9 s went at a third of the
             // rate that followed once everything was numbered (docs/performance.md). The total
             // is the same either way; the first deliveries no longer wait for the numbering.
-            // claim_batch is at most 10,000 (config validation).
-            let sequence_max = i32::try_from(self.settings.claim_batch).unwrap_or(i32::MAX);
+            // A backlog is numbered beside the rounds, by `numbering.rs`, not in them: a
+            // round numbering a full batch sent nothing meanwhile. claim_batch is at most
+            // 10,000 (config validation).
+            let sequence_max = if self.backlog.numbering() {
+                0
+            } else {
+                i32::try_from(self.settings.claim_batch).unwrap_or(i32::MAX)
+            };
             let (sequenced, claimed) = match store::sequence_and_claim(
                 &self.pool,
                 sequence_max,
@@ -224,7 +243,11 @@ impl Dispatcher {
                 );
             }
             drop(first);
-            if got > 0 || sequenced == sequence_max {
+            let full = sequence_max > 0 && sequenced == sequence_max;
+            if full {
+                self.backlog.found();
+            }
+            if got > 0 || full {
                 continue; // more may be due right now
             }
             // Nothing claimable now: sleep until the next due time, a NOTIFY, or the poll.

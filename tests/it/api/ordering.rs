@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::support::app::{TestApp, spawn_app};
+use crate::support::app::{TestApp, spawn_app, spawn_app_with};
 use crate::support::receiver::{Receiver, Recorded, Reply};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -306,4 +306,46 @@ async fn one_batch_of_one_proposal_is_numbered_and_sent_in_the_items_order() {
         .map(|(i, s)| (s.to_string(), (i + 1).to_string()))
         .collect();
     assert_eq!(of(&got, proposal), want);
+}
+
+/// A backlog larger than a claim's batch (one batch of 240 items, claims of 20, 4 requests
+/// at a time to the endpoint) is numbered beside the claims (worker/numbering.rs), batch
+/// after batch, while the rounds only claim: every proposal's deliveries are still numbered
+/// 1..8 in the items' order and sent in that order.
+#[tokio::test]
+async fn a_backlog_numbered_beside_the_claims_keeps_each_proposals_order() {
+    let app = spawn_app_with(|s| {
+        s.claim_batch = 20;
+        s.endpoint_concurrency = 4;
+    })
+    .await;
+    let rx = Receiver::start().await;
+    let partner = app.create_partner("Acme").await;
+    app.create_endpoint(
+        partner,
+        json!({"environment": "production", "url": format!("{}/cb", rx.base), "method": "POST"}),
+    )
+    .await;
+    let proposals: Vec<Uuid> = (0..30).map(|_| Uuid::new_v4()).collect();
+    // Interleaved: every proposal's status 0, then every proposal's 1, and so on.
+    let items: Vec<Value> = (0..8)
+        .flat_map(|status| {
+            proposals.iter().map(move |p| {
+                json!({"partner_id": partner, "environment": "production",
+                       "event_type": "proposal.status", "proposal": p, "status": status})
+            })
+        })
+        .collect();
+    let r = app
+        .post("/v1/notifications/batch", &Value::Array(items))
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+
+    let got = rx.wait_for(240, Duration::from_secs(60)).await;
+    let want: Vec<(String, String)> = (0..8)
+        .map(|s| (s.to_string(), (s + 1).to_string()))
+        .collect();
+    for p in &proposals {
+        assert_eq!(of(&got, *p), want, "{p}");
+    }
 }
