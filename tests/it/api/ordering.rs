@@ -184,7 +184,14 @@ async fn unordered_endpoints_send_no_sequence_and_do_not_wait() {
 /// An app, a receiver, and a partner with one production endpoint at it (ordered per
 /// proposal, the default for proposal.status).
 async fn one_ordered_endpoint() -> (TestApp, Receiver, Uuid) {
-    let app = spawn_app().await;
+    one_ordered_endpoint_with(|_| {}).await
+}
+
+/// [`one_ordered_endpoint`], with the app's settings tweaked.
+async fn one_ordered_endpoint_with(
+    tweak: impl FnOnce(&mut callbackd::config::Settings),
+) -> (TestApp, Receiver, Uuid) {
+    let app = spawn_app_with(tweak).await;
     let rx = Receiver::start().await;
     let partner = app.create_partner("Acme").await;
     app.create_endpoint(
@@ -193,6 +200,14 @@ async fn one_ordered_endpoint() -> (TestApp, Receiver, Uuid) {
     )
     .await;
     (app, rx, partner)
+}
+
+/// Posts `items` to the batch API; they must be accepted.
+async fn batch_accepted(app: &TestApp, items: Vec<Value>) {
+    let r = app
+        .post("/v1/notifications/batch", &Value::Array(items))
+        .await;
+    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
 }
 
 /// One `callbackd_enqueue()` of a proposal status inside the platform's open transaction.
@@ -294,10 +309,7 @@ async fn one_batch_of_one_proposal_is_numbered_and_sent_in_the_items_order() {
                    "event_type": "proposal.status", "proposal": proposal, "status": s})
         })
         .collect();
-    let r = app
-        .post("/v1/notifications/batch", &Value::Array(items))
-        .await;
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    batch_accepted(&app, items).await;
 
     let got = rx.wait_for(10, WAIT).await;
     let want: Vec<(String, String)> = statuses
@@ -314,17 +326,10 @@ async fn one_batch_of_one_proposal_is_numbered_and_sent_in_the_items_order() {
 /// 1..8 in the items' order and sent in that order.
 #[tokio::test]
 async fn a_backlog_numbered_beside_the_claims_keeps_each_proposals_order() {
-    let app = spawn_app_with(|s| {
+    let (app, rx, partner) = one_ordered_endpoint_with(|s| {
         s.claim_batch = 20;
         s.endpoint_concurrency = 4;
     })
-    .await;
-    let rx = Receiver::start().await;
-    let partner = app.create_partner("Acme").await;
-    app.create_endpoint(
-        partner,
-        json!({"environment": "production", "url": format!("{}/cb", rx.base), "method": "POST"}),
-    )
     .await;
     let proposals: Vec<Uuid> = (0..30).map(|_| Uuid::new_v4()).collect();
     // Interleaved: every proposal's status 0, then every proposal's 1, and so on.
@@ -336,10 +341,7 @@ async fn a_backlog_numbered_beside_the_claims_keeps_each_proposals_order() {
             })
         })
         .collect();
-    let r = app
-        .post("/v1/notifications/batch", &Value::Array(items))
-        .await;
-    assert_eq!(r.status(), 202, "{}", r.text().await.unwrap());
+    batch_accepted(&app, items).await;
 
     let got = rx.wait_for(240, Duration::from_secs(60)).await;
     let want: Vec<(String, String)> = (0..8)
