@@ -120,10 +120,9 @@ impl Dispatcher {
             self.wake.clone(),
             shutdown.clone(),
         ));
-        // claim_batch is at most 10,000 (config validation).
         tokio::spawn(numbering::run(
             self.pool.clone(),
-            i32::try_from(self.settings.claim_batch).unwrap_or(i32::MAX),
+            self.numbering_batch(),
             self.backlog.clone(),
             self.wake.clone(),
             shutdown.clone(),
@@ -164,6 +163,12 @@ impl Dispatcher {
         listener.abort();
     }
 
+    /// Arrivals numbered per transaction, by a claim round or by `numbering.rs`: as many as
+    /// a claim may take. claim_batch is at most 10,000 (config validation).
+    fn numbering_batch(&self) -> i32 {
+        i32::try_from(self.settings.claim_batch).unwrap_or(i32::MAX)
+    }
+
     async fn claim_loop(
         self: &Arc<Self>,
         permits: &Arc<Semaphore>,
@@ -187,12 +192,11 @@ impl Dispatcher {
             // rate that followed once everything was numbered (docs/performance.md). The total
             // is the same either way; the first deliveries no longer wait for the numbering.
             // A backlog is numbered beside the rounds, by `numbering.rs`, not in them: a
-            // round numbering a full batch sent nothing meanwhile. claim_batch is at most
-            // 10,000 (config validation).
+            // round numbering a full batch sent nothing meanwhile.
             let sequence_max = if self.backlog.numbering() {
                 0
             } else {
-                i32::try_from(self.settings.claim_batch).unwrap_or(i32::MAX)
+                self.numbering_batch()
             };
             let (sequenced, claimed) = match store::sequence_and_claim(
                 &self.pool,
