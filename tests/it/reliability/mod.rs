@@ -5,6 +5,7 @@
 mod api_hardening;
 mod db_restart;
 mod faults;
+mod numbering_restart;
 mod open_files;
 mod props;
 mod queue;
