@@ -7,14 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use uuid::Uuid;
-
 use crate::support::cluster::Cluster;
 use crate::support::process;
 use crate::support::receiver::Receiver;
 use crate::support::traffic::{
-    ANSWER_BOUND, Api, Ledger, assert_alive, assert_unavailable, enqueue_stream, received,
-    register_partner, run_phase, wait_acknowledged, wait_all_marked_delivered, wait_ready_status,
+    ANSWER_BOUND, Ledger, api_with_partner, assert_alive, assert_unavailable, enqueue_stream,
+    received, run_phase, wait_acknowledged, wait_all_marked_delivered, wait_ready_status,
 };
 
 /// Notifications enqueued before the crash and after the restart (plus those of the stream
@@ -39,15 +37,7 @@ async fn a_database_restart_keeps_every_process_up_loses_nothing_and_resumes_at_
     let mut all = process::start(&url, "all", &env).await;
     let mut worker = process::start(&url, "worker", &env).await;
 
-    let mut api = Api {
-        base: all.address.clone().unwrap(),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
-        partner: Uuid::nil(),
-    };
-    register_partner(&mut api, &rx).await;
+    let api = api_with_partner(&all, &rx).await;
     let ledger: Ledger = Arc::default();
 
     // Before: the pace to compare with.

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::support::cluster::Cluster;
 use crate::support::process;
 use crate::support::receiver::Receiver;
-use crate::support::traffic::{Api, assert_alive, register_partner};
+use crate::support::traffic::{api_with_partner, assert_alive};
 use crate::support::wait::wait_until;
 
 const PROPOSALS: usize = 1500;
@@ -59,15 +59,7 @@ async fn a_crash_while_a_backlog_is_numbered_keeps_every_proposals_numbers_and_o
     ];
     // The backlog is enqueued before any worker runs, as after a platform's outage.
     let mut server = process::start(&url, "api", &env).await;
-    let mut api = Api {
-        base: server.address.clone().unwrap(),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
-        partner: Uuid::nil(),
-    };
-    register_partner(&mut api, &rx).await;
+    let api = api_with_partner(&server, &rx).await;
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
 
     let proposals: Vec<Uuid> = (0..PROPOSALS).map(|_| Uuid::new_v4()).collect();

@@ -50,12 +50,7 @@ async fn start_fleet(url: &str, env: &[(&str, &str)]) -> Fleet {
     let serve = crate::support::process::start(url, "api", env).await;
     let worker = crate::support::process::start(url, "worker", env).await;
     let rx = crate::support::receiver::Receiver::start().await;
-    let mut api = crate::support::traffic::Api {
-        base: serve.address.clone().unwrap(),
-        client: reqwest::Client::new(),
-        partner: uuid::Uuid::nil(),
-    };
-    crate::support::traffic::register_partner(&mut api, &rx).await;
+    let api = crate::support::traffic::api_with_partner(&serve, &rx).await;
     let ledger: crate::support::traffic::Ledger = Default::default();
     Fleet {
         serve,

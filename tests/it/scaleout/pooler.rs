@@ -18,7 +18,7 @@ use crate::support::app::TestDb;
 use crate::support::process::{self, Proc};
 use crate::support::receiver::Receiver;
 use crate::support::traffic::{
-    Api, Ledger, assert_alive, register_partner, run_phase, wait_all_received,
+    Ledger, api_with_partner, assert_alive, run_phase, wait_all_received,
 };
 
 const NOTIFICATIONS: usize = 10_000;
@@ -54,12 +54,7 @@ async fn through_pgbouncer(pool_mode: &str, server_connections: u32, setting: Op
         workers.push(process::start(&pooled, "worker", &env).await);
     }
     let rx = Receiver::start().await;
-    let mut api = Api {
-        base: api_proc.address.clone().unwrap(),
-        client: reqwest::Client::new(),
-        partner: uuid::Uuid::nil(),
-    };
-    register_partner(&mut api, &rx).await;
+    let api = api_with_partner(&api_proc, &rx).await;
 
     let ledger: Ledger = Arc::new(Mutex::new(HashMap::new()));
     let pace = run_phase(&api, &ledger, &rx, 0..NOTIFICATIONS).await;

@@ -322,8 +322,23 @@ pub async fn wait_ready_status(api: &Api, want: u16, since: Instant, event: &str
     }
 }
 
+/// The API of `server` (a process serving it) as a platform calls it, with a partner that
+/// has one POST endpoint at `rx`.
+pub async fn api_with_partner(server: &Proc, rx: &Receiver) -> Api {
+    let mut api = Api {
+        base: server.address.clone().expect("a process serving the API"),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        partner: Uuid::nil(),
+    };
+    register_partner(&mut api, rx).await;
+    api
+}
+
 /// A partner with one POST endpoint at `rx`, registered through `api`.
-pub async fn register_partner(api: &mut Api, rx: &Receiver) {
+async fn register_partner(api: &mut Api, rx: &Receiver) {
     let partner = api.post("/v1/partners", &json!({"name": "Acme"})).await;
     assert_eq!(partner.status, 201, "{}", partner.body);
     api.partner = partner.body["id"].as_str().unwrap().parse().unwrap();
