@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sqlx::Connection;
 use uuid::Uuid;
 
 use crate::support::cluster::Cluster;
@@ -77,31 +78,56 @@ async fn a_crash_while_a_backlog_is_numbered_keeps_every_proposals_numbers_and_o
         let a = api.post("/v1/notifications/batch", &json!(chunk)).await;
         assert_eq!(a.status, 202, "{}", a.body);
     }
+    // Hold the numbering at a known point, mid-backlog: another session inserts (and keeps
+    // uncommitted) the counter of a proposal whose first status is the 750th arrival, so the
+    // numbering's upsert of that counter waits. The crash ends that session without a commit.
+    let endpoint: Uuid = sqlx::query_scalar("SELECT id FROM endpoints")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let mut holder = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query(
+        "INSERT INTO ordering_sequences (endpoint_id, ordering_key, last_sequence)
+         VALUES ($1, $2, 0)",
+    )
+    .bind(endpoint)
+    .bind(proposals[750].to_string())
+    .execute(&mut holder)
+    .await
+    .unwrap();
     let mut worker = process::start(&url, "worker", &env).await;
 
-    // Crash while part of the backlog is numbered and part still arriving.
-    let arriving = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM delivery_queue WHERE queue = 'arriving'")
-            .fetch_one(&pool)
-            .await
-            .unwrap() as usize
-    };
-    let total = PROPOSALS * STATUSES;
+    // Crash while the backlog task waits there: part of the backlog numbered, the rest
+    // still arriving.
     wait_until(
-        "the backlog task numbering",
+        "the backlog task to wait on the held counter",
         Duration::from_secs(60),
         async || {
-            let left = arriving().await;
-            assert!(
-                left > 0,
-                "the backlog was numbered before the crash could hit it"
-            );
-            left < total - 200
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                                WHERE datname = current_database() AND wait_event_type = 'Lock'
+                                  AND query LIKE '%callbackd_sequence_arrivals%')",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
         },
     )
     .await;
+    let total = PROPOSALS * STATUSES;
+    let arriving: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM delivery_queue WHERE queue = 'arriving'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        arriving > 0 && (arriving as usize) < total,
+        "{arriving} of {total} still arriving"
+    );
     pool.close().await;
     cluster.crash().await;
+    drop(holder); // its transaction died with the server, uncommitted
     let crashed_at = Instant::now();
     // The backlog task met the outage (not only the claim rounds).
     worker
