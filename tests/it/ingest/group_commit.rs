@@ -62,6 +62,11 @@ async fn api_with_two_endpoints() -> (TestApp, Uuid, HashSet<String>) {
 #[tokio::test]
 async fn concurrent_single_calls_share_transactions_and_get_their_own_answers() {
     let (app, partner, endpoints) = api_with_two_endpoints().await;
+    // What the workers hear: one wake-up per group that committed.
+    let mut wakes = sqlx::postgres::PgListener::connect_with(&app.pool)
+        .await
+        .unwrap();
+    wakes.listen(callbackd::store::WAKE_CHANNEL).await.unwrap();
     let calls = 200;
     let bodies: Vec<Value> = (0..calls)
         .map(|i| status_change(partner, 2, &format!("OP-{i}")))
@@ -123,6 +128,13 @@ async fn concurrent_single_calls_share_transactions_and_get_their_own_answers() 
         transactions < calls as i64,
         "{calls} calls used {transactions} transactions"
     );
+    // One NOTIFY per group, not per call: the count ends when a second passes without one.
+    let mut notified = 0;
+    while let Ok(wake) = tokio::time::timeout(Duration::from_secs(1), wakes.recv()).await {
+        wake.unwrap();
+        notified += 1;
+    }
+    assert_eq!(notified, transactions, "NOTIFYs against committed groups");
 }
 
 #[tokio::test]
